@@ -1,0 +1,59 @@
+"""The model config that travels with the weights (config.json next to model.safetensors).
+
+Everything inference needs lives here, so training, evaluation, the CLI and the app all build their
+preprocessing from one place and can never disagree (the timm ``pretrained_cfg`` idea).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INCEPTION_MEAN = (0.5, 0.5, 0.5)
+INCEPTION_STD = (0.5, 0.5, 0.5)
+LABELS = ("real", "fake")
+
+
+@dataclass
+class DetectorConfig:
+    """Architecture, preprocessing, labels and decision rule of one released detector."""
+
+    arch: str
+    arch_args: dict[str, Any] = field(default_factory=dict)
+    input_size: int = 224
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    crop_pct: float = 1.0
+    num_frames: int = 1
+    labels: tuple[str, str] = LABELS
+    threshold: float = 0.5
+    uncertain_band: float = 0.1
+    face_margin: float = 0.1
+    cam_target_layer: str = ""
+    cam_reshape: str | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # JSON turns tuples into lists; keep the declared types after a round trip.
+        self.mean = tuple(float(v) for v in self.mean)  # type: ignore[assignment]
+        self.std = tuple(float(v) for v in self.std)  # type: ignore[assignment]
+        self.labels = tuple(self.labels)  # type: ignore[assignment]
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must lie in (0, 1), got {self.threshold}")
+        if self.uncertain_band < 0:
+            raise ValueError(f"uncertain_band must be >= 0, got {self.uncertain_band}")
+
+    def verdict(self, p_fake: float) -> str:
+        """fake / real / uncertain: P(fake) within the band around the threshold is not a verdict."""
+        if abs(p_fake - self.threshold) <= self.uncertain_band:
+            return "uncertain"
+        return self.labels[1] if p_fake > self.threshold else self.labels[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def replace(self, **changes: Any) -> "DetectorConfig":
+        return replace(self, **changes)

@@ -1,0 +1,91 @@
+"""``DeepfakeDetector``: one network plus the config it was trained with, saved in Hub layout.
+
+``save_pretrained`` writes config.json + model.safetensors; ``from_pretrained`` reads a local folder or
+a Hub repo (through the Hub cache), safetensors only and with strict key matching, so a half-loaded
+model can never produce a verdict.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import safetensors.torch
+import torch
+import torch.nn as nn
+from huggingface_hub import PyTorchModelHubMixin
+
+from deepfake_space.config import DetectorConfig
+from deepfake_space.models.registry import build_network, default_config
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_NAME = "model.safetensors"
+
+
+class DeepfakeDetector(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="deepfake_space",
+    tags=["deepfake-detection", "image-classification"],
+    pipeline_tag="image-classification",
+    license="other",
+):
+    """A binary real/fake classifier: ``forward`` returns logits of shape (batch, 2)."""
+
+    def __init__(self, config: DetectorConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.net = build_network(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """P(fake) per input, in eval mode, as float32."""
+        return self.net(x).float().softmax(dim=-1)[..., 1]
+
+    @property
+    def cam_target_layer(self) -> nn.Module:
+        return self.net.get_submodule(self.config.cam_target_layer)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @classmethod
+    def create(cls, arch: str, **overrides) -> "DeepfakeDetector":
+        """A freshly initialised detector of a registered architecture."""
+        return cls(default_config(arch, **overrides))
+
+    @classmethod
+    def _from_pretrained(  # type: ignore[override]
+        cls,
+        *,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        map_location: str = "cpu",
+        strict: bool = True,
+        **model_kwargs,
+    ) -> "DeepfakeDetector":
+        from deepfake_space.models.loading import resolve_model_dir
+
+        folder = resolve_model_dir(
+            model_id if revision is None else f"{model_id}@{revision}",
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            token=token,
+        )
+        model = cls(**model_kwargs)
+        weights = folder / WEIGHTS_NAME
+        if not weights.is_file():
+            raise FileNotFoundError(f"{folder} has no {WEIGHTS_NAME}: only safetensors weights are loaded")
+        missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=True, device=map_location)
+        assert not missing and not unexpected
+        model.eval()
+        logger.info("loaded %s (%s, %.2fM params) from %s", model.config.arch, folder.name, model.num_params() / 1e6, folder)
+        return model

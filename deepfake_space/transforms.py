@@ -1,0 +1,92 @@
+"""Preprocessing and training augmentations, built only from a model's ``DetectorConfig``.
+
+Training, evaluation, the CLI and the app all call these, so a model is always fed the way it was
+trained (timm's ``resolve_model_data_config`` idea).
+"""
+
+from __future__ import annotations
+
+import random
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms import v2
+
+from deepfake_space.config import DetectorConfig
+
+
+def _interpolation(config: DetectorConfig) -> InterpolationMode:
+    return InterpolationMode(config.interpolation)
+
+
+class DownUpScale(torch.nn.Module):
+    """Shrink then re-enlarge a uint8 image: many DFDC crops were 90-223 px faces upscaled to 224."""
+
+    def __init__(self, scale: tuple[float, float] = (0.4, 0.9)) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        h, w = img.shape[-2:]
+        s = random.uniform(*self.scale)
+        small = F.interpolate(img[None].float(), size=(max(8, int(h * s)), max(8, int(w * s))),
+                              mode="bilinear", antialias=True, align_corners=False)
+        big = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+        return big[0].round().clamp(0, 255).to(torch.uint8)
+
+
+def _to_model_input(config: DetectorConfig) -> list[v2.Transform]:
+    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(config.mean, config.std)]
+
+
+def build_eval_transform(config: DetectorConfig) -> v2.Compose:
+    """PIL or uint8 tensor -> normalised float tensor of the model's input size."""
+    resize = int(round(config.input_size / config.crop_pct))
+    return v2.Compose([
+        v2.ToImage(),
+        v2.Resize(resize, interpolation=_interpolation(config), antialias=True),
+        v2.CenterCrop(config.input_size),
+        *_to_model_input(config),
+    ])
+
+
+def build_train_transform(config: DetectorConfig, strength: float = 1.0) -> v2.Compose:
+    """Augmentations for face crops: framing jitter, flips, colour, blur, JPEG and resolution loss."""
+    p = min(1.0, strength)
+    return v2.Compose([
+        v2.ToImage(),
+        v2.RandomResizedCrop(config.input_size, scale=(0.75, 1.0), ratio=(0.9, 1.1),
+                             interpolation=_interpolation(config), antialias=True),
+        v2.RandomHorizontalFlip(),
+        v2.RandomApply([v2.ColorJitter(0.25, 0.25, 0.2, 0.03)], p=0.6 * p),
+        v2.RandomApply([DownUpScale()], p=0.3 * p),
+        v2.RandomApply([v2.GaussianBlur(5, sigma=(0.1, 1.5))], p=0.15 * p),
+        v2.RandomApply([v2.JPEG((40, 95))], p=0.3 * p),
+        v2.RandomGrayscale(p=0.05 * p),
+        *_to_model_input(config),
+    ])
+
+
+def denormalize(x: torch.Tensor, config: DetectorConfig) -> torch.Tensor:
+    """Model input -> RGB in [0, 1] (Grad-CAM overlays, teacher re-normalisation)."""
+    mean = torch.tensor(config.mean, device=x.device).view(-1, 1, 1)
+    std = torch.tensor(config.std, device=x.device).view(-1, 1, 1)
+    return (x * std + mean).clamp(0, 1)
+
+
+def convert_input(x: torch.Tensor, source: DetectorConfig, target: DetectorConfig) -> torch.Tensor:
+    """Re-render a batch prepared for ``source`` as ``target`` expects it (size and mean/std)."""
+    if source.input_size == target.input_size and source.mean == target.mean and source.std == target.std:
+        return x
+    rgb = denormalize(x, source)
+    if source.input_size != target.input_size:
+        rgb = F.interpolate(rgb, size=(target.input_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
+    mean = torch.tensor(target.mean, device=x.device).view(-1, 1, 1)
+    std = torch.tensor(target.std, device=x.device).view(-1, 1, 1)
+    return (rgb - mean) / std
+
+
+def pil_to_rgb(img: Image.Image) -> Image.Image:
+    return img if img.mode == "RGB" else img.convert("RGB")

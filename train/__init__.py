@@ -1,0 +1,1 @@
+"""Training, distillation, evaluation and publishing of deepfake_space detectors."""

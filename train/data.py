@@ -1,0 +1,90 @@
+"""Every data source becomes a ``datasets.Dataset`` with ``image``, ``label`` and ``group`` columns.
+
+``group`` is the source video (for DFDC crops: the ``original`` real video), so that a split or a
+video-level metric never mixes frames of one video across sides.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import datasets
+import torch
+from datasets import Dataset
+
+from deepfake_space.transforms import pil_to_rgb
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+GROUP_COLUMNS = ("group", "original", "video")
+
+
+def _standardise(ds: Dataset) -> Dataset:
+    """Keep image/label/group; group falls back to the best id column, else one group per row."""
+    missing = {"image", "label"} - set(ds.column_names)
+    if missing:
+        raise ValueError(f"dataset lacks columns {sorted(missing)}; it has {ds.column_names}")
+    group_col = next((c for c in GROUP_COLUMNS if c in ds.column_names), None)
+    if group_col is None:
+        ds = ds.add_column("group", [str(i) for i in range(len(ds))])
+    elif group_col != "group":
+        ds = ds.add_column("group", [str(g) for g in ds[group_col]])
+    ds = ds.select_columns(["image", "label", "group"])
+    if not isinstance(ds.features["image"], datasets.Image):
+        ds = ds.cast_column("image", datasets.Image())
+    return ds
+
+
+def _load_imagefolder(root: Path) -> Dataset:
+    """``root/real/*.jpg`` and ``root/fake/*.jpg``; the group is the file stem up to the first '_'."""
+    rows: dict[str, list] = {"image": [], "label": [], "group": []}
+    for label, name in enumerate(("real", "fake")):
+        for f in sorted((root / name).rglob("*")):
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                rows["image"].append(str(f))
+                rows["label"].append(label)
+                rows["group"].append(f.stem.split("_")[0])
+    if not rows["image"]:
+        raise ValueError(f"{root} has no images under real/ or fake/")
+    return Dataset.from_dict(rows).cast_column("image", datasets.Image())
+
+
+def load_split(path: str | Path, split: str = "train") -> Dataset:
+    """Load ``split`` from an HF-datasets folder, a parquet file or folder, or a real/ fake/ imagefolder."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".parquet":
+        ds = datasets.load_dataset("parquet", data_files={split: str(path)}, split=split)
+    elif path.is_dir() and (path / "real").is_dir() and (path / "fake").is_dir():
+        ds = _load_imagefolder(path)
+    elif path.is_dir():
+        ds = datasets.load_dataset(str(path), split=split)
+    else:
+        raise FileNotFoundError(f"no dataset at {path}")
+    logger.info("loaded %s split of %s: %d rows", split, path, len(ds))
+    return _standardise(ds)
+
+
+def subset(ds: Dataset, n: int | None, seed: int = 0) -> Dataset:
+    """A seeded random subset of ``n`` rows (all rows when ``n`` is None or too large)."""
+    if n is None or n >= len(ds):
+        return ds
+    return ds.shuffle(seed=seed).select(range(n))
+
+
+class TorchImageDataset(torch.utils.data.Dataset):
+    """Applies a transform to each image; returns (tensor, label, index) so cached teacher logits
+    can be looked up by row."""
+
+    def __init__(self, ds: Dataset, transform: Callable) -> None:
+        self.ds = ds
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
+        row = self.ds[i]
+        return self.transform(pil_to_rgb(row["image"])), int(row["label"]), i

@@ -1,0 +1,59 @@
+"""Cache a frozen teacher's logits on the training rows, so KD epochs on CPU don't re-run the teacher.
+
+The teacher sees each image the way it was trained (its own config's preprocessing), plus its
+horizontal flip; the cached target is the mean of the two logits. The cache file is safetensors and
+records which teacher and which rows it belongs to, so a stale cache is refused, not reused.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
+
+from deepfake_space.models import load_detector
+from deepfake_space.transforms import build_eval_transform
+from train.data import TorchImageDataset
+
+logger = logging.getLogger(__name__)
+
+
+def _identity(teacher: str, rows: Dataset) -> dict[str, str]:
+    weights = Path(teacher) / "model.safetensors"
+    stamp = str(weights.stat().st_mtime_ns) if weights.exists() else teacher
+    return {"teacher": str(teacher), "weights": stamp, "rows": rows._fingerprint, "n": str(len(rows))}
+
+
+@torch.no_grad()
+def compute_teacher_logits(teacher_spec: str, rows: Dataset, batch_size: int = 64, num_workers: int = 1) -> torch.Tensor:
+    teacher = load_detector(teacher_spec)
+    teacher = teacher.to(memory_format=torch.channels_last)
+    loader = torch.utils.data.DataLoader(TorchImageDataset(rows, build_eval_transform(teacher.config)),
+                                         batch_size=batch_size, num_workers=num_workers)
+    out = []
+    for x, _, _ in tqdm(loader, desc="teacher logits"):
+        x = x.contiguous(memory_format=torch.channels_last)
+        out.append((teacher(x) + teacher(x.flip(-1))) / 2)
+    return torch.cat(out).float()
+
+
+def cached_teacher_logits(teacher_spec: str, rows: Dataset, path: Path, batch_size: int = 64) -> torch.Tensor:
+    """Logits of shape (len(rows), 2), read from ``path`` when it matches, computed and saved otherwise."""
+    identity = _identity(teacher_spec, rows)
+    if path.exists():
+        with safe_open(str(path), framework="pt") as f:
+            if f.metadata() == identity:
+                logger.info("using cached teacher logits from %s", path)
+                return f.get_tensor("logits")
+        raise ValueError(f"{path} holds logits of another teacher or data ({f.metadata()}); delete it or pass "
+                         f"another --teacher_logits path")
+    logits = compute_teacher_logits(teacher_spec, rows, batch_size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"logits": logits}, str(path), metadata=identity)
+    logger.info("saved teacher logits for %d rows to %s", len(logits), path)
+    return logits

@@ -1,0 +1,290 @@
+"""Train a teacher, or distil a student from one, with Hugging Face Accelerate.
+
+    accelerate launch -m train.train --model efficientnet_lite0 --data ../shared/data/dfdc_faces \
+        --init ../shared/weights/imagenet/efficientnet-lite0-57934424.pth --output_dir runs/teacher
+    accelerate launch -m train.train --model resnet8 --data ../shared/data/dfdc_faces \
+        --teacher models/teacher --kd kl --alpha 0.5 --temperature 4 --output_dir runs/student-kd
+
+Shaped like accelerate's ``examples/complete_cv_example.py`` and ``by_feature/checkpointing.py``:
+``main()`` parses, ``training_function(args)`` trains. Checkpoints every N steps and at each epoch
+end; ``--resume_from_checkpoint latest`` continues at the exact step. The best epoch by validation
+ROC-AUC is saved in Hub layout under ``OUTPUT_DIR/best`` with the validation-picked threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import ProjectConfiguration, set_seed
+from sklearn.metrics import roc_auc_score
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from deepfake_space.models import DeepfakeDetector, default_config, load_detector, load_init_weights
+from deepfake_space.transforms import build_eval_transform, build_train_transform, convert_input
+from train.data import TorchImageDataset, load_split, subset
+from train.distillation import DistillationLoss
+from train.metrics import pick_threshold
+from train.teacher_logits import cached_teacher_logits
+
+logger = logging.getLogger("train")
+
+
+class TrainState:
+    """Progress that must survive a resume; saved by ``accelerator.save_state``."""
+
+    def __init__(self) -> None:
+        self.step = 0
+        self.best_auc = -1.0
+        self.bad_epochs = 0
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "best_auc": self.best_auc, "bad_epochs": self.bad_epochs}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step, self.best_auc, self.bad_epochs = state["step"], state["best_auc"], state["bad_epochs"]
+
+
+def freeze_modules(model: DeepfakeDetector, prefixes: list[str]) -> list[torch.nn.Module]:
+    """Freeze the named submodules of the network (weights and BatchNorm statistics)."""
+    frozen = [model.net.get_submodule(p) for p in prefixes]
+    for module in frozen:
+        module.requires_grad_(False)
+    return frozen
+
+
+def class_weights(labels: list[int]) -> torch.Tensor:
+    """Inverse class frequency, so the 57 %-fake training split does not bias the decision."""
+    counts = np.bincount(np.asarray(labels), minlength=2).astype(np.float64)
+    return torch.tensor(counts.sum() / (2 * counts), dtype=torch.float32)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, loader, accelerator: Accelerator, channels_last: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and P(fake) for every row of ``loader``, gathered over processes."""
+    model.eval()
+    labels, probs = [], []
+    for x, y, _ in tqdm(loader, desc="validate", disable=not accelerator.is_local_main_process, leave=False):
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with accelerator.autocast():
+            p = model(x).float().softmax(-1)[:, 1]
+        p, y = accelerator.gather_for_metrics((p, y))
+        probs.append(p.cpu())
+        labels.append(y.cpu())
+    return torch.cat(labels).numpy(), torch.cat(probs).numpy()
+
+
+def append_csv(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def training_function(args: argparse.Namespace) -> float:
+    """Train and return the best validation ROC-AUC."""
+    out = Path(args.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=args.mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        log_with="tensorboard" if args.with_tracking else None,
+        project_config=ProjectConfiguration(project_dir=str(out), logging_dir=str(out / "logs"),
+                                            automatic_checkpoint_naming=True, total_limit=2),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    set_seed(args.seed)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "args.json").write_text(json.dumps(vars(args), indent=2))
+    if args.with_tracking:
+        accelerator.init_trackers("train", config={k: v for k, v in vars(args).items() if v is not None})
+
+    overrides = {"input_size": args.input_size} if args.input_size else {}
+    model = DeepfakeDetector(default_config(args.model, **overrides))
+    config = model.config
+    if args.init:
+        load_init_weights(args.model, model.net, args.init)
+    frozen = freeze_modules(model, args.freeze.split(",") if args.freeze else [])
+
+    with accelerator.main_process_first():
+        train_rows = subset(load_split(args.data, args.train_split), args.train_subset, args.seed)
+        val_rows = subset(load_split(args.data, args.val_split), args.val_subset, args.seed)
+    train_ds = TorchImageDataset(train_rows, build_train_transform(config, args.augment_strength))
+    val_ds = TorchImageDataset(val_rows, build_eval_transform(config))
+    loader_args = {"num_workers": args.num_workers, "persistent_workers": args.num_workers > 0}
+    train_loader = torch.utils.data.DataLoader(train_ds, batch_size=args.batch_size, shuffle=True, drop_last=True,
+                                               **loader_args)
+    val_loader = torch.utils.data.DataLoader(val_ds, batch_size=args.batch_size * 2, **loader_args)
+
+    teacher, teacher_logits = None, None
+    if args.teacher:
+        if args.teacher_logits:
+            with accelerator.main_process_first():
+                teacher_logits = cached_teacher_logits(args.teacher, train_rows, Path(args.teacher_logits),
+                                                       batch_size=args.batch_size * 2)
+        else:
+            teacher = load_detector(args.teacher, accelerator.device).requires_grad_(False)
+    criterion = DistillationLoss(args.kd, args.alpha, args.temperature,
+                                 class_weights(train_rows["label"]) if args.class_weights else None)
+
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr,
+                                  weight_decay=args.weight_decay)
+    steps_per_epoch = math.ceil(len(train_loader) / accelerator.num_processes / args.gradient_accumulation_steps)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, args.warmup_steps, steps_per_epoch * args.epochs)
+    model, optimizer, train_loader, val_loader, scheduler = accelerator.prepare(
+        model, optimizer, train_loader, val_loader, scheduler)
+    criterion = criterion.to(accelerator.device)
+    state = TrainState()
+    accelerator.register_for_checkpointing(state)
+
+    if args.resume_from_checkpoint:
+        ckpt = args.resume_from_checkpoint
+        if ckpt == "latest":
+            found = sorted((out / "checkpoints").glob("checkpoint_*"), key=lambda p: int(p.name.split("_")[-1]))
+            if not found:
+                raise FileNotFoundError(f"no checkpoint under {out / 'checkpoints'} to resume from")
+            ckpt = str(found[-1])
+        accelerator.load_state(ckpt)
+        accelerator.print(f"resumed from {ckpt} at step {state.step}")
+
+    batches_per_epoch = len(train_loader)
+    start_epoch = state.step // batches_per_epoch
+    for epoch in range(start_epoch, args.epochs):
+        if state.bad_epochs >= args.patience:
+            accelerator.print(f"early stop: validation AUC has not improved for {args.patience} epochs")
+            break
+        model.train()
+        for module in frozen:
+            module.eval()
+        train_loader.set_epoch(epoch)
+        skip = state.step - epoch * batches_per_epoch
+        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+        bar = tqdm(loader, total=batches_per_epoch, initial=skip, desc=f"epoch {epoch}",
+                   disable=not accelerator.is_local_main_process)
+        running, t0, seen = 0.0, time.time(), 0
+        for x, y, idx in bar:
+            if args.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with accelerator.accumulate(model):
+                soft_targets = None
+                if teacher_logits is not None:
+                    soft_targets = teacher_logits.to(x.device)[idx]
+                elif teacher is not None:
+                    with torch.no_grad(), accelerator.autocast():
+                        soft_targets = teacher(convert_input(x, config, teacher.config))
+                with accelerator.autocast():
+                    losses = criterion(model(x), y, soft_targets)
+                accelerator.backward(losses["loss"])
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            state.step += 1
+            seen += len(x)
+            running = 0.98 * running + 0.02 * losses["loss"].item() if running else losses["loss"].item()
+            bar.set_postfix(loss=f"{running:.4f}", img_s=f"{seen * accelerator.num_processes / (time.time() - t0):.1f}")
+            if state.step % args.log_every == 0:
+                accelerator.log({f"train/{k}": v.item() for k, v in losses.items()}
+                                | {"train/lr": scheduler.get_last_lr()[0]}, step=state.step)
+            if args.checkpointing_steps and state.step % args.checkpointing_steps == 0 \
+                    and state.step % batches_per_epoch != 0:
+                accelerator.save_state()
+            if args.max_steps and state.step >= args.max_steps:
+                break
+
+        y_val, p_val = predict(model, val_loader, accelerator, args.channels_last)
+        auc = float(roc_auc_score(y_val, p_val))
+        improved = auc > state.best_auc
+        state.best_auc, state.bad_epochs = (auc, 0) if improved else (state.best_auc, state.bad_epochs + 1)
+        row = {"epoch": epoch, "step": state.step, "train_loss": round(running, 5), "val_auc": round(auc, 5),
+               "best_val_auc": round(state.best_auc, 5), "lr": scheduler.get_last_lr()[0],
+               "img_per_s": round(seen * accelerator.num_processes / (time.time() - t0), 1)}
+        accelerator.log({"val/auc": auc}, step=state.step)
+        accelerator.print(json.dumps(row))
+        if accelerator.is_main_process:
+            append_csv(out / "summary.csv", row)
+            if improved:
+                save_release(accelerator.unwrap_model(model), out / "best", y_val, p_val, args, epoch, auc)
+        accelerator.wait_for_everyone()
+        accelerator.save_state()
+        if args.max_steps and state.step >= args.max_steps:
+            break
+
+    accelerator.end_training()
+    return state.best_auc
+
+
+def save_release(model: DeepfakeDetector, folder: Path, y_val: np.ndarray, p_val: np.ndarray,
+                 args: argparse.Namespace, epoch: int, auc: float) -> None:
+    """Save in Hub layout with the threshold picked on validation and the recipe that made it."""
+    model.config.threshold = pick_threshold(y_val, p_val)
+    model.config.training = {
+        "command": " ".join(["accelerate launch -m train.train", *sys.argv[1:]]),
+        "data": str(args.data), "epoch": epoch, "val_auc": round(auc, 5),
+        "teacher": args.teacher, "kd": args.kd if args.teacher else None,
+        "alpha": args.alpha if args.teacher else None, "temperature": args.temperature if args.teacher else None,
+    }
+    model.save_pretrained(folder, config=model.config)
+    logger.info("saved best model (val AUC %.4f) to %s", auc, folder)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="registered architecture name")
+    p.add_argument("--data", required=True, help="HF-datasets folder, parquet file or real/ fake/ folder")
+    p.add_argument("--train_split", default="train")
+    p.add_argument("--val_split", default="validation")
+    p.add_argument("--train_subset", type=int, help="use a seeded random subset of this many training rows")
+    p.add_argument("--val_subset", type=int)
+    p.add_argument("--init", help="ImageNet checkpoint to start from (e.g. ../shared/weights/imagenet/...)")
+    p.add_argument("--freeze", default="", help="comma-separated submodules of the network to freeze")
+    p.add_argument("--input_size", type=int, help="override the architecture's default input size")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--max_steps", type=int, default=0, help="stop after this many batches in total (0: no cap)")
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight_decay", type=float, default=0.05)
+    p.add_argument("--warmup_steps", type=int, default=200)
+    p.add_argument("--augment_strength", type=float, default=1.0)
+    p.add_argument("--class_weights", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--teacher", help="teacher model folder or org/name@rev: distil instead of plain training")
+    p.add_argument("--teacher_logits", help="cache file of the teacher's logits on the training rows")
+    p.add_argument("--kd", choices=["kl", "mse"], default="kl")
+    p.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term")
+    p.add_argument("--temperature", type=float, default=4.0)
+    p.add_argument("--patience", type=int, default=3, help="early stop after this many epochs without AUC gain")
+    p.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default="no")
+    p.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    p.add_argument("--checkpointing_steps", type=int, default=200, help="save state every N batches (0: epochs only)")
+    p.add_argument("--resume_from_checkpoint", help="checkpoint folder, or 'latest'")
+    p.add_argument("--output_dir", required=True)
+    p.add_argument("--with_tracking", action="store_true", help="log to TensorBoard under OUTPUT_DIR/logs")
+    p.add_argument("--log_every", type=int, default=20)
+    p.add_argument("--num_workers", type=int, default=1)
+    p.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--seed", type=int, default=42)
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=os.environ.get("LOGLEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
+    training_function(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
