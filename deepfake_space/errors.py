@@ -35,3 +35,7 @@ class MediaTooLongError(MediaError):
 
 class ModelLoadError(DeepfakeSpaceError):
     """A model folder or Hub repo is missing or does not hold a loadable detector."""
+
+
+class FaceDetectorError(DeepfakeSpaceError):
+    """A requested face detector is unknown, not installed, or failed to start or run."""

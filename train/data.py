@@ -22,16 +22,20 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 GROUP_COLUMNS = ("group", "original", "video")
 
 
-def _standardise(ds: Dataset) -> Dataset:
-    """Keep image/label/group; group falls back to the best id column, else one group per row."""
+def _standardise(ds: Dataset, group_column: str | None = None) -> Dataset:
+    """Keep image/label/group; group comes from ``group_column`` if given, else falls back to the best id
+    column, else one group per row."""
     missing = {"image", "label"} - set(ds.column_names)
     if missing:
         raise ValueError(f"dataset lacks columns {sorted(missing)}; it has {ds.column_names}")
-    group_col = next((c for c in GROUP_COLUMNS if c in ds.column_names), None)
+    if group_column is not None and group_column not in ds.column_names:
+        raise ValueError(f"no column {group_column!r} to group by; the dataset has {ds.column_names}")
+    group_col = group_column or next((c for c in GROUP_COLUMNS if c in ds.column_names), None)
     if group_col is None:
         ds = ds.add_column("group", [str(i) for i in range(len(ds))])
     elif group_col != "group":
-        ds = ds.add_column("group", [str(g) for g in ds[group_col]])
+        values = [str(g) for g in ds[group_col]]
+        ds = ds.remove_columns([c for c in ("group",) if c in ds.column_names]).add_column("group", values)
     ds = ds.select_columns(["image", "label", "group"])
     if not isinstance(ds.features["image"], datasets.Image):
         ds = ds.cast_column("image", datasets.Image())
@@ -52,8 +56,11 @@ def _load_imagefolder(root: Path) -> Dataset:
     return Dataset.from_dict(rows).cast_column("image", datasets.Image())
 
 
-def load_split(path: str | Path, split: str = "train") -> Dataset:
-    """Load ``split`` from an HF-datasets folder, a parquet file or folder, or a real/ fake/ imagefolder."""
+def load_split(path: str | Path, split: str = "train", group_column: str | None = None) -> Dataset:
+    """Load ``split`` from an HF-datasets folder, a parquet file or folder, or a real/ fake/ imagefolder.
+
+    ``group_column`` names the column that becomes ``group`` (default: group, original, video, else one
+    group per row)."""
     path = Path(path)
     if path.is_file() and path.suffix == ".parquet":
         ds = datasets.load_dataset("parquet", data_files={split: str(path)}, split=split)
@@ -64,7 +71,7 @@ def load_split(path: str | Path, split: str = "train") -> Dataset:
     else:
         raise FileNotFoundError(f"no dataset at {path}")
     logger.info("loaded %s split of %s: %d rows", split, path, len(ds))
-    return _standardise(ds)
+    return _standardise(ds, group_column)
 
 
 def subset(ds: Dataset, n: int | None, seed: int = 0) -> Dataset:

@@ -41,7 +41,7 @@ class DistillationLoss(nn.Module):
         hard = F.cross_entropy(student_logits, labels, weight=self.class_weights)
         if teacher_logits is None:
             return {"loss": hard, "hard": hard}
-        teacher_logits = teacher_logits.float()
+        teacher_logits = teacher_logits.detach().float()  # the teacher is a fixed target
         soft = (kd_kl_loss(student_logits, teacher_logits, self.temperature) if self.kind == "kl"
                 else kd_mse_loss(student_logits, teacher_logits))
         return {"loss": self.alpha * soft + (1 - self.alpha) * hard, "hard": hard, "soft": soft}

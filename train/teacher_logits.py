@@ -47,10 +47,11 @@ def cached_teacher_logits(teacher_spec: str, rows: Dataset, path: Path, batch_si
     identity = _identity(teacher_spec, rows)
     if path.exists():
         with safe_open(str(path), framework="pt") as f:
-            if f.metadata() == identity:
+            stored = f.metadata()
+            if stored == identity:
                 logger.info("using cached teacher logits from %s", path)
                 return f.get_tensor("logits")
-        raise ValueError(f"{path} holds logits of another teacher or data ({f.metadata()}); delete it or pass "
+        raise ValueError(f"{path} holds logits of another teacher or data ({stored}); delete it or pass "
                          f"another --teacher_logits path")
     logits = compute_teacher_logits(teacher_spec, rows, batch_size)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -161,6 +161,10 @@ def training_function(args: argparse.Namespace) -> float:
                 raise FileNotFoundError(f"no checkpoint under {out / 'checkpoints'} to resume from")
             ckpt = str(found[-1])
         accelerator.load_state(ckpt)
+        # load_state does not restore automatic checkpoint numbering: without this, the next save_state
+        # would write checkpoint_0 again (clashing with, or sorting below, the checkpoints already there).
+        existing = [int(p.name.split("_")[-1]) for p in (out / "checkpoints").glob("checkpoint_*")]
+        accelerator.project_configuration.iteration = max(existing, default=-1) + 1
         accelerator.print(f"resumed from {ckpt} at step {state.step}")
 
     batches_per_epoch = len(train_loader)

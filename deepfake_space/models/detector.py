@@ -35,6 +35,10 @@ class DeepfakeDetector(
 
     def __init__(self, config: DetectorConfig) -> None:
         super().__init__()
+        if isinstance(config, dict):
+            # from_pretrained hands config.json over as a dict: with ``from __future__ import annotations``
+            # the annotation is a string, so huggingface_hub cannot decode it into the dataclass itself.
+            config = DetectorConfig(**config)
         self.config = config
         self.net = build_network(config)
 

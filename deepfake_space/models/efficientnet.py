@@ -75,7 +75,7 @@ def load_efficientnet_pytorch_weights(net: nn.Module, path: str | Path, keep_cla
     interpolation="bicubic", cam_target_layer="bn2",
 ), init_loader=load_efficientnet_pytorch_weights)
 def efficientnet_lite0(**kwargs) -> nn.Module:
-    """EfficientNet-Lite0 (4.0M params with a 2-class head), TF 'same' padding like its ImageNet weights."""
+    """EfficientNet-Lite0 (3.4M params with a 2-class head), TF 'same' padding like its ImageNet weights."""
     return _timm("tf_efficientnet_lite0", **kwargs)
 
 

@@ -32,7 +32,7 @@ class HFViT(nn.Module):
 
 
 @register_model(DetectorConfig(arch="hf_vit_base_patch16", input_size=224, mean=(0.5, 0.5, 0.5),
-                               std=(0.5, 0.5, 0.5), cam_target_layer="model.vit.encoder.layer.11.layernorm_before",
+                               std=(0.5, 0.5, 0.5), cam_target_layer="model.vit.layers.11.layernorm_before",
                                cam_reshape="vit"))
 def hf_vit_base_patch16(**kwargs) -> nn.Module:
     """google/vit-base-patch16-224 sizes (86M params), randomly initialised here (no hub access)."""

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
@@ -67,6 +68,6 @@ def load_detector(spec: str | Path, device: str | torch.device = "cpu"):
         raise ModelLoadError(f"{folder} has no config.json")
     try:
         model = DeepfakeDetector.from_pretrained(str(folder))
-    except (KeyError, RuntimeError, FileNotFoundError, TypeError) as e:
+    except (KeyError, RuntimeError, FileNotFoundError, TypeError, SafetensorError) as e:
         raise ModelLoadError(f"{spec}: {e}") from e
     return model.to(device).eval()

@@ -35,7 +35,7 @@ class BasicBlock(nn.Module):
 class ResNet8(nn.Module):
     """stem (conv 3x3 stride 2 [+ max-pool]) -> 3 basic blocks -> global average pool -> linear."""
 
-    def __init__(self, widths: tuple[int, int, int] = (24, 48, 96), stem_stride: int = 2, stem_pool: bool = True,
+    def __init__(self, widths: tuple[int, int, int] = (20, 40, 80), stem_stride: int = 2, stem_pool: bool = True,
                  drop_rate: float = 0.1, num_classes: int = 2) -> None:
         super().__init__()
         w1, w2, w3 = widths
@@ -68,7 +68,8 @@ class ResNet8(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-@register_model(DetectorConfig(arch="resnet8", input_size=160, cam_target_layer="layer3"))
+@register_model(DetectorConfig(arch="resnet8", input_size=112, cam_target_layer="layer3"))
 def resnet8(**kwargs) -> nn.Module:
-    """ResNet8, widths 24-48-96 (0.17M params), stride-2 stem + max-pool, 160 px input."""
+    """ResNet8, widths 20-40-80 (0.12M params), stride-2 stem + max-pool, 112 px input: 24x fewer MACs
+    than EfficientNet-Lite0 at 224 px."""
     return ResNet8(**kwargs)

@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh Debian machine:
+#   make demo   install, then start the app on the embedded models (http://127.0.0.1:7860)
+#   make test   install, then run every test
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test install install-dev system-deps bench models clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -r requirements.txt
+	$(PIP) install --quiet --no-deps -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PIP) install --quiet -r requirements-dev.txt
+	touch $@
+
+# What pip cannot install: ffmpeg (Gradio converts videos for browsers with it) and Chromium (the
+# browser test). Installed only when missing.
+system-deps:
+	@missing=""; \
+	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+		echo "apt-get install:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+install: system-deps $(VENV)/.installed
+
+install-dev: system-deps $(VENV)/.installed-dev
+
+demo: install
+	GRADIO_ANALYTICS_ENABLED=False $(PY) app.py
+
+test: install-dev
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) -m deepfake_space bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from deepfake_space.cli import main
+
+sys.exit(main())

@@ -1,0 +1,67 @@
+"""The command line: predict prints a table, batch writes one honest row per file and resumes."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+from PIL import Image
+
+from deepfake_space.cli import main
+from deepfake_space.models import DeepfakeDetector
+from deepfake_space.synth import astronaut
+
+
+@pytest.fixture(scope="module")
+def model_args(tmp_path_factory) -> list[str]:
+    root = tmp_path_factory.mktemp("cli_models")
+    torch.manual_seed(0)
+    args = []
+    for name in ("teacher", "student"):
+        model = DeepfakeDetector.create("resnet8", input_size=64)
+        model.save_pretrained(root / name, config=model.config)
+        args += ["--model", f"{name}={root / name}"]
+    return args
+
+
+@pytest.fixture()
+def inbox(tmp_path):
+    Image.fromarray(astronaut()).save(tmp_path / "face.png")
+    Image.new("RGB", (200, 150), (30, 120, 200)).save(tmp_path / "sky.jpg")
+    (tmp_path / "fake_video.mp4").write_text("not a video at all")
+    (tmp_path / "empty.webm").write_bytes(b"")
+    return tmp_path
+
+
+def _rows(path):
+    with open(path, newline="") as f:
+        return {r["filename"].rsplit("/", 1)[-1]: r for r in csv.DictReader(f)}
+
+
+def test_predict_prints_both_models(model_args, inbox, capsys):
+    assert main([*model_args, "predict", str(inbox / "face.png")]) == 0
+    out = capsys.readouterr().out
+    assert "teacher" in out and "student" in out and "status: ok" in out
+
+
+def test_batch_writes_status_per_row_and_resumes(model_args, inbox, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "results.csv"
+    assert main([*model_args, "batch", str(inbox), "--out", str(out)]) == 0
+    rows = _rows(out)
+    assert rows["face.png"]["status"] == "ok"
+    assert rows["face.png"]["teacher_verdict"] in {"fake", "real", "uncertain"}
+    assert rows["sky.jpg"]["status"] == "no_face" and rows["sky.jpg"]["teacher_p_fake"] == ""
+    for bad in ("fake_video.mp4", "empty.webm"):
+        assert rows[bad]["status"] == "error" and rows[bad]["message"]
+        assert rows[bad]["teacher_verdict"] == "" and rows[bad]["student_p_fake"] == ""
+    (inbox / "face2.png").write_bytes((inbox / "face.png").read_bytes())
+    assert main([*model_args, "batch", str(inbox), "--out", str(out)]) == 0
+    with open(out, newline="") as f:
+        lines = list(csv.DictReader(f))
+    assert len(lines) == 5 and len({r["filename"] for r in lines}) == 5
+
+
+def test_missing_model_is_a_clear_error(inbox, capsys):
+    assert main(["--model", "teacher=/nonexistent/folder", "predict", str(inbox / "face.png")]) == 2
+    assert "does not exist" in capsys.readouterr().err

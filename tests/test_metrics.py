@@ -1,0 +1,106 @@
+"""Detection metrics with bootstrap CIs, and threshold picking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from train.metrics import compute_metrics, equal_error_rate, expected_calibration_error, pick_threshold
+
+METRICS = {"accuracy", "macro_f1", "roc_auc", "average_precision", "eer", "log_loss", "ece"}
+
+
+def _contains(m: dict, slack: float = 1e-9) -> bool:
+    return m["ci_low"] - slack <= m["value"] <= m["ci_high"] + slack
+
+
+def test_perfect_classifier():
+    y = np.array([0] * 40 + [1] * 60)
+    p = np.where(y == 1, 0.9, 0.1)
+    out = compute_metrics(y, p, threshold=0.5, n_boot=200)
+    assert set(out) == METRICS
+    assert out["roc_auc"]["value"] == 1.0 and out["roc_auc"]["ci_low"] == 1.0
+    assert out["eer"]["value"] == 0.0
+    assert out["accuracy"]["value"] == 1.0
+    assert out["macro_f1"]["value"] == 1.0
+    assert out["average_precision"]["value"] == 1.0
+    assert out["log_loss"]["value"] == pytest.approx(-np.log(0.9))
+    assert out["ece"]["value"] == pytest.approx(0.1)
+    for name, m in out.items():
+        assert set(m) == {"value", "ci_low", "ci_high"}
+        assert _contains(m), name
+
+
+def test_random_scores_are_near_chance_and_cis_contain_the_value():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 1000)
+    p = rng.random(1000)
+    out = compute_metrics(y, p, n_boot=200, seed=1)
+    assert out["roc_auc"]["value"] == pytest.approx(0.5, abs=0.05)
+    assert out["eer"]["value"] == pytest.approx(0.5, abs=0.05)
+    assert out["accuracy"]["value"] == pytest.approx(0.5, abs=0.05)
+    assert out["roc_auc"]["ci_low"] < 0.5 + 0.01 and out["roc_auc"]["ci_high"] > 0.5 - 0.01
+    for name in ("accuracy", "macro_f1", "roc_auc", "average_precision", "eer", "log_loss"):
+        assert _contains(out[name]), name
+        assert out[name]["ci_high"] - out[name]["ci_low"] < 0.15, name
+
+
+def test_inverted_classifier_has_auc_zero():
+    y = np.array([0, 0, 1, 1])
+    out = compute_metrics(y, np.array([0.9, 0.8, 0.2, 0.1]), n_boot=50)
+    assert out["roc_auc"]["value"] == 0.0
+    assert out["eer"]["value"] == 1.0
+
+
+def test_threshold_moves_the_thresholded_metrics_only():
+    y = np.array([0, 0, 0, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.35, 0.4, 0.6, 0.9])
+    low = compute_metrics(y, p, threshold=0.3, n_boot=50)
+    high = compute_metrics(y, p, threshold=0.37, n_boot=50)
+    assert low["accuracy"]["value"] == pytest.approx(5 / 6)
+    assert high["accuracy"]["value"] == 1.0
+    assert low["roc_auc"] == high["roc_auc"]
+
+
+def test_bootstrap_is_seeded():
+    rng = np.random.default_rng(3)
+    y, p = rng.integers(0, 2, 200), rng.random(200)
+    assert compute_metrics(y, p, n_boot=100, seed=7) == compute_metrics(y, p, n_boot=100, seed=7)
+
+
+def test_single_class_is_refused():
+    with pytest.raises(ValueError, match="both"):
+        compute_metrics(np.ones(10), np.linspace(0, 1, 10))
+
+
+def test_eer_and_ece_helpers():
+    y = np.array([0, 0, 1, 1])
+    assert equal_error_rate(y, np.array([0.1, 0.6, 0.4, 0.9])) == pytest.approx(0.5)
+    assert expected_calibration_error(np.array([0, 1]), np.array([0.0, 1.0])) == 0.0
+    assert expected_calibration_error(np.array([0, 0]), np.array([0.7, 0.7])) == pytest.approx(0.7)
+
+
+def test_pick_threshold_separates_a_separable_case():
+    rng = np.random.default_rng(0)
+    real = rng.uniform(0.05, 0.30, 80)
+    fake = rng.uniform(0.55, 0.95, 120)
+    y = np.array([0] * 80 + [1] * 120)
+    p = np.concatenate([real, fake])
+    t = pick_threshold(y, p)
+    assert 0.0 < t < 1.0
+    assert real.max() <= t < fake.min()
+    assert ((p > t).astype(int) == y).all()
+
+
+def test_pick_threshold_follows_a_shifted_decision_boundary():
+    """Scores all above 0.5 with a gap at 0.8: the picked cut lies in the gap, not at 0.5."""
+    y = np.array([0] * 50 + [1] * 50)
+    p = np.concatenate([np.linspace(0.6, 0.78, 50), np.linspace(0.82, 0.97, 50)])
+    t = pick_threshold(y, p)
+    assert 0.78 <= t < 0.82
+
+
+def test_pick_threshold_stays_inside_the_clip_range():
+    y = np.array([0] * 50 + [1] * 50)
+    p = np.concatenate([np.full(50, 0.001), np.full(50, 0.005)])
+    assert 0.02 <= pick_threshold(y, p) <= 0.98

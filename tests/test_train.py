@@ -1,0 +1,173 @@
+"""End-to-end training runs on a tiny subset: two-process checkpoint/resume, and teacher-logit caching.
+
+``train/train.py`` shadows the package name, so the trainer always runs as a module (``-m train.train``).
+Two CPU processes are started with ``accelerate launch --multi_gpu --num_processes 2`` and
+``ACCELERATE_USE_CPU=true`` (accelerate then runs torchrun with the gloo backend: MULTI_CPU). Note that
+``accelerate launch --cpu --num_processes 2`` would start ONE process.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from deepfake_space.models import DeepfakeDetector, load_detector
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "dfdc_faces"
+ACCELERATE = Path(sys.executable).parent / "accelerate"
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not DATA.is_dir(), reason=f"{DATA} is not available")]
+
+TRAIN_SUBSET, BATCH, PROCS, EPOCHS = 64, 8, 2, 2
+STEPS_PER_EPOCH = TRAIN_SUBSET // (BATCH * PROCS)  # drop_last; each process sees half the rows
+
+
+def _env() -> dict[str, str]:
+    env = os.environ.copy()
+    env.update({"ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "LOGLEVEL": "INFO",
+                "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"})
+    return env
+
+
+def _run(cmd: list[str], check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n"
+                             f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def _train_args(out: Path, *extra: str) -> list[str]:
+    return ["-m", "train.train", "--model", "resnet8", "--data", str(DATA), "--train_subset", str(TRAIN_SUBSET),
+            "--val_subset", "32", "--batch_size", str(BATCH), "--epochs", str(EPOCHS), "--checkpointing_steps", "2",
+            "--input_size", "64", "--num_workers", "0", "--output_dir", str(out), *extra]
+
+
+def _launch_two(out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return _run([str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", str(PROCS), "--num_machines", "1",
+                 "--mixed_precision", "no", "--dynamo_backend", "no", *_train_args(out, *extra)])
+
+
+def _summary(out: Path) -> list[dict]:
+    with (out / "summary.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    return sorted((out / "checkpoints").glob("checkpoint_*"), key=lambda p: int(p.name.split("_")[-1]))
+
+
+def _saved_step(ckpt: Path) -> int:
+    """The TrainState step stored by accelerator.register_for_checkpointing."""
+    state = torch.load(ckpt / "custom_checkpoint_0.pkl", weights_only=False)
+    return int(state["step"])
+
+
+@pytest.fixture(scope="module")
+def resumed_and_straight(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    interrupted, straight = tmp / "interrupted", tmp / "straight"
+    first = _launch_two(interrupted, "--max_steps", str(STEPS_PER_EPOCH))
+    after_first = {
+        "summary": _summary(interrupted),
+        "checkpoints": [(c.name, _saved_step(c)) for c in _checkpoints(interrupted)],
+        "rng_files": sorted(p.name for p in _checkpoints(interrupted)[-1].glob("random_states_*.pkl")),
+    }
+    resumed = _launch_two(interrupted, "--resume_from_checkpoint", "latest")
+    _launch_two(straight)
+    return {"interrupted": interrupted, "straight": straight, "first": first, "after_first": after_first,
+            "resumed": resumed}
+
+
+def test_two_processes_are_used(resumed_and_straight):
+    after = resumed_and_straight["after_first"]
+    # accelerate saves one RNG state per process, and each process takes half of every epoch.
+    assert after["rng_files"] == ["random_states_0.pkl", "random_states_1.pkl"]
+    assert [int(r["step"]) for r in after["summary"]] == [STEPS_PER_EPOCH]
+
+
+def test_interrupted_run_saved_mid_epoch_and_epoch_end_checkpoints(resumed_and_straight):
+    steps = [step for _, step in resumed_and_straight["after_first"]["checkpoints"]]
+    assert steps == [2, STEPS_PER_EPOCH]  # --checkpointing_steps 2 mid-epoch, then the epoch end
+
+
+def test_resume_starts_at_saved_step_and_finishes_like_straight_run(resumed_and_straight):
+    out = resumed_and_straight["interrupted"]
+    log = resumed_and_straight["resumed"].stdout
+    assert f"at step {STEPS_PER_EPOCH}" in log and "resumed from" in log, log[-2000:]
+    resumed_rows, straight_rows = _summary(out), _summary(resumed_and_straight["straight"])
+    assert [int(r["epoch"]) for r in resumed_rows] == list(range(EPOCHS))  # continued with the next epoch
+    assert [int(r["step"]) for r in resumed_rows] == [int(r["step"]) for r in straight_rows]
+    assert int(resumed_rows[-1]["step"]) == EPOCHS * STEPS_PER_EPOCH
+    # The RNG, sampler, optimizer and scheduler states were restored: the resumed epoch is the same epoch.
+    for a, b in zip(resumed_rows, straight_rows):
+        assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-4, abs=1e-5)
+        assert float(a["val_auc"]) == pytest.approx(float(b["val_auc"]), abs=1e-4)
+
+
+def test_latest_checkpoint_after_resume_is_the_newest_state(resumed_and_straight):
+    """A second resume must pick the final state, not a checkpoint left over from the first run."""
+    ckpts = _checkpoints(resumed_and_straight["interrupted"])
+    assert _saved_step(ckpts[-1]) == EPOCHS * STEPS_PER_EPOCH
+    assert len(ckpts) <= 2  # total_limit
+
+
+def test_best_model_is_loadable_with_a_picked_threshold(resumed_and_straight):
+    best = load_detector(resumed_and_straight["interrupted"] / "best")
+    assert best.config.arch == "resnet8" and best.config.input_size == 64
+    assert 0.0 < best.config.threshold < 1.0
+    assert "train.train" in best.config.training["command"]
+    with torch.no_grad():
+        assert best(torch.zeros(1, 3, 64, 64)).shape == (1, 2)
+
+
+# --- distillation with cached teacher logits -------------------------------------------------------------
+
+def _distil_args(out: Path, teacher: Path, cache: Path) -> list[str]:
+    return ["--model", "resnet8", "--data", str(DATA), "--train_subset", "32", "--val_subset", "16",
+            "--batch_size", "8", "--epochs", "1", "--checkpointing_steps", "0", "--input_size", "64",
+            "--num_workers", "0", "--teacher", str(teacher), "--teacher_logits", str(cache), "--kd", "kl",
+            "--alpha", "0.5", "--output_dir", str(out)]
+
+
+def _distil(out: Path, teacher: Path, cache: Path) -> subprocess.CompletedProcess:
+    return _run([sys.executable, "-m", "train.train", *_distil_args(out, teacher, cache)])
+
+
+def test_teacher_logits_are_cached_reused_and_refused_for_another_teacher(tmp_path):
+    teacher = tmp_path / "teacher"
+    torch.manual_seed(0)
+    model = DeepfakeDetector.create("resnet8", input_size=64)
+    model.save_pretrained(teacher, config=model.config)
+    cache = tmp_path / "logits.safetensors"
+
+    first = _distil(tmp_path / "run1", teacher, cache)
+    assert cache.is_file()
+    assert "saved teacher logits for 32 rows" in first.stderr
+    stamp = cache.stat().st_mtime_ns
+
+    second = _distil(tmp_path / "run2", teacher, cache)
+    assert "using cached teacher logits" in second.stderr
+    assert cache.stat().st_mtime_ns == stamp
+    assert (tmp_path / "run2" / "best" / "model.safetensors").is_file()
+    assert load_detector(tmp_path / "run2" / "best").config.training["teacher"] == str(teacher)
+
+    other = tmp_path / "other_teacher"
+    torch.manual_seed(1)
+    model = DeepfakeDetector.create("resnet8", input_size=64)
+    model.save_pretrained(other, config=model.config)
+    # In-process (saves a process start): the run stops before any training step.
+    from train.train import main as train_main
+
+    with pytest.raises(ValueError, match="logits of another teacher"):
+        train_main(_distil_args(tmp_path / "run3", other, cache))
+    assert cache.stat().st_mtime_ns == stamp
+    assert not (tmp_path / "run3" / "summary.csv").exists()
