@@ -44,5 +44,20 @@ test: install-dev
 bench: install
 	$(PY) -m deepfake_space bench
 
+# Reproduce the three released models from scratch on ../shared (CPU: many hours; see README).
+DATA ?= ../shared/data/dfdc_faces
+LAUNCH := $(VENV)/bin/accelerate launch --cpu --num_processes 1 -m train.train --data $(DATA) --with_tracking
+STUDENT := --model resnet8 --epochs 30 --batch_size 64 --lr 3e-3 --warmup_steps 300 --patience 6
+models: install
+	$(LAUNCH) --model efficientnet_lite0 --init ../shared/weights/imagenet/efficientnet-lite0-57934424.pth \
+		--freeze conv_stem,bn1,blocks.0,blocks.1,blocks.2 --epochs 2 --batch_size 32 --lr 6e-4 \
+		--warmup_steps 100 --checkpointing_steps 100 --output_dir runs/teacher
+	$(PY) -m train.release --run runs/teacher --name teacher --data $(DATA)
+	$(LAUNCH) $(STUDENT) --output_dir runs/student-scratch
+	$(PY) -m train.release --run runs/student-scratch --name student-scratch --data $(DATA)
+	$(LAUNCH) $(STUDENT) --teacher models/teacher --teacher_logits cache/teacher_logits.safetensors \
+		--kd kl --alpha 0.5 --temperature 4 --output_dir runs/student-kd
+	$(PY) -m train.release --run runs/student-kd --name student-kd --data $(DATA)
+
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -7,13 +7,11 @@ faces at full resolution, one forward pass per frame per model.
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 import torch
 from PIL import Image
 
@@ -21,6 +19,7 @@ from deepfake_space.detector import Detector, LoadedModel
 from deepfake_space.faces import FaceDetector, crop_face
 from deepfake_space.report import Report
 from deepfake_space.synth import astronaut, write_face_video
+from deepfake_space.timing import median_seconds
 from deepfake_space.transforms import build_eval_transform
 
 
@@ -44,16 +43,13 @@ def per_face_latency_ms(loaded: LoadedModel, device: torch.device, repeats: int 
     """Median forward time of one face (batch 1)."""
     cfg = loaded.model.config
     x = torch.randn(1, 3, cfg.input_size, cfg.input_size, device=device, dtype=next(loaded.model.parameters()).dtype)
-    for _ in range(5):
-        loaded.model(x)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+
+    def forward() -> None:
         loaded.model(x)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+
+    return median_seconds(forward, repeats, warmup=5) * 1000
 
 
 @torch.no_grad()

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from processes import stop_process
+
 REPO = Path(__file__).resolve().parents[1]
 
 # name -> (architecture, input size): tiny and fast, and different so speed-up and params differ.
@@ -99,9 +101,4 @@ def serve_app(specs: dict[str, str], work: Path, env: dict[str, str | None] | No
             time.sleep(0.5)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

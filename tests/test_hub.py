@@ -25,6 +25,7 @@ from huggingface_hub import ModelCard
 from deepfake_space.cards import render_model_card, write_model_card
 from deepfake_space.models import DeepfakeDetector
 from hub_server import FakeHub
+from processes import stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "dummy"
@@ -262,12 +263,7 @@ def olah_mirror(folders, tmp_path):
                 time.sleep(0.2)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout=10)
         log.close()
 
 

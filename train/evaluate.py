@@ -28,9 +28,7 @@ import json
 import logging
 import os
 import shlex
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +37,7 @@ from tqdm.auto import tqdm
 
 from deepfake_space.errors import ModelLoadError
 from deepfake_space.models import DeepfakeDetector, load_detector, resolve_model_dir  # noqa: F401
+from deepfake_space.timing import median_seconds
 from deepfake_space.transforms import build_eval_transform
 from train.data import TorchImageDataset, load_split
 from train.metrics import compute_metrics, pick_threshold
@@ -91,22 +90,9 @@ def measure_speed(model: torch.nn.Module, sample: torch.Tensor, batch_size: int,
     """(median ms per image at batch 1, images/s at ``batch_size``) of plain forward passes on CPU."""
     model.eval()
     one = sample.unsqueeze(0)
-    for _ in range(warmup):
-        model(one)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        model(one)
-        times.append(time.perf_counter() - t0)
-    latency_ms = statistics.median(times) * 1000
     batch = sample.unsqueeze(0).expand(batch_size, *sample.shape).contiguous()
-    model(batch)
-    times = []
-    for _ in range(batch_runs):
-        t0 = time.perf_counter()
-        model(batch)
-        times.append(time.perf_counter() - t0)
-    return latency_ms, batch_size / statistics.median(times)
+    latency_ms = median_seconds(lambda: model(one), runs, warmup) * 1000
+    return latency_ms, batch_size / median_seconds(lambda: model(batch), batch_runs, warmup=1)
 
 
 def write_threshold(folder: Path, threshold: float, provenance: dict) -> None:
