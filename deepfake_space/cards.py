@@ -167,7 +167,7 @@ def render_model_card(
     )
     context: dict[str, Any] = {
         "model_id": model_id,
-        "load_spec": repo_id or str(folder),
+        "load_spec": repo_id or f"models/{folder.name}",
         "role": "student" if is_student else "teacher",
         "is_student": is_student,
         "base_model": base_model,
