@@ -155,16 +155,15 @@ def training_function(args: argparse.Namespace) -> float:
 
     if args.resume_from_checkpoint:
         ckpt = args.resume_from_checkpoint
+        existing = sorted(int(p.name.split("_")[-1]) for p in (out / "checkpoints").glob("checkpoint_*"))
         if ckpt == "latest":
-            found = sorted((out / "checkpoints").glob("checkpoint_*"), key=lambda p: int(p.name.split("_")[-1]))
-            if not found:
+            if not existing:
                 raise FileNotFoundError(f"no checkpoint under {out / 'checkpoints'} to resume from")
-            ckpt = str(found[-1])
+            ckpt = str(out / "checkpoints" / f"checkpoint_{existing[-1]}")
         accelerator.load_state(ckpt)
         # load_state does not restore automatic checkpoint numbering: without this, the next save_state
         # would write checkpoint_0 again (clashing with, or sorting below, the checkpoints already there).
-        existing = [int(p.name.split("_")[-1]) for p in (out / "checkpoints").glob("checkpoint_*")]
-        accelerator.project_configuration.iteration = max(existing, default=-1) + 1
+        accelerator.project_configuration.iteration = (existing[-1] if existing else -1) + 1
         accelerator.print(f"resumed from {ckpt} at step {state.step}")
 
     batches_per_epoch = len(train_loader)
