@@ -15,7 +15,7 @@ import cv2
 import torch
 from PIL import Image
 
-from deepfake_space.detector import Detector, LoadedModel
+from deepfake_space.detector import Detector, LoadedModel, model_layout
 from deepfake_space.faces import FaceDetector, crop_face
 from deepfake_space.report import Report
 from deepfake_space.synth import astronaut, write_face_video
@@ -42,7 +42,8 @@ def _median_reports(detector: Detector, path: Path, repeats: int, cams: int = 0)
 def per_face_latency_ms(loaded: LoadedModel, device: torch.device, repeats: int = 30) -> float:
     """Median forward time of one face (batch 1)."""
     cfg = loaded.model.config
-    x = torch.randn(1, 3, cfg.input_size, cfg.input_size, device=device, dtype=next(loaded.model.parameters()).dtype)
+    x = model_layout(torch.randn(1, 3, cfg.input_size, cfg.input_size, device=device,
+                                 dtype=next(loaded.model.parameters()).dtype))
 
     def forward() -> None:
         loaded.model(x)

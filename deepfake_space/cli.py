@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
+import torch
 from tqdm.auto import tqdm
 
 from deepfake_space.detector import Detector
@@ -135,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--frames", type=int, default=DEFAULT_NUM_FRAMES, help="frames sampled per video")
     p.add_argument("--tta", action="store_true", help="average with the horizontally flipped face")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: one per core). Use 1 when "
+                                               "other work shares the cores: oversubscribed threads stall")
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
     pr = sub.add_parser("predict", help="a readable table per file")
@@ -158,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"error: --threads must be at least 1, got {args.threads}", file=sys.stderr)
+            return 2
+        torch.set_num_threads(args.threads)
     try:
         return args.func(args)
     except DeepfakeSpaceError as e:

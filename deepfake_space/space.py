@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable)
 
-OPTIONAL_MODELS = {"student-scratch": "student-scratch"}  # shown when the folder is there
+# The control and the other distillation variant, offered in the dropdowns when their folders are there.
+OPTIONAL_MODELS = {"student-scratch": "student-scratch", "student-kd-mse": "student-kd-mse"}
 DEFAULT_PORT = 7860
 DEFAULT_CONCURRENCY = 2  # analyses at once, each with its share of the CPUs (configure_torch_threads)
 GPU_DURATION_S = 60
@@ -54,7 +55,7 @@ def gpu(fn: F | None = None, *, duration: int = GPU_DURATION_S) -> F | Callable[
 def app_model_specs() -> dict[str, str]:
     """``name -> spec`` for the app: the CLI's set (env ``DEEPFAKE_TEACHER`` / ``DEEPFAKE_STUDENT`` /
     ``DEEPFAKE_MODELS`` or the embedded teacher and student-kd) plus the embedded ``student-scratch``
-    baseline when its folder exists and ``DEEPFAKE_MODELS`` is unset (set it, even empty, to opt out)."""
+    baseline and ``student-kd-mse`` variant when their folders exist and ``DEEPFAKE_MODELS`` is unset (set it, even empty, to opt out)."""
     specs = model_specs()
     if "DEEPFAKE_MODELS" not in os.environ:
         for name, folder in OPTIONAL_MODELS.items():

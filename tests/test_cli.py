@@ -65,3 +65,14 @@ def test_batch_writes_status_per_row_and_resumes(model_args, inbox, tmp_path_fac
 def test_missing_model_is_a_clear_error(inbox, capsys):
     assert main(["--model", "teacher=/nonexistent/folder", "predict", str(inbox / "face.png")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_threads_option_sets_torch_threads_and_rejects_zero(model_args, inbox, capsys):
+    before = torch.get_num_threads()
+    try:
+        assert main([*model_args, "--threads", "1", "predict", str(inbox / "face.png")]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert main([*model_args, "--threads", "0", "predict", str(inbox / "face.png")]) == 2
+    assert "--threads must be at least 1" in capsys.readouterr().err

@@ -120,3 +120,29 @@ def test_torch_dataset_returns_tensor_label_index(tmp_path):
     x, label, index = torch_ds[3]
     assert x.shape == (3, 48, 48) and x.dtype == torch.float32
     assert (label, index) == (ds[3]["label"], 3)
+
+
+@needs_data
+def test_decoded_rows_feed_the_model_exactly_like_decoding_each_time(val_file, tmp_path):
+    from deepfake_space.transforms import resize_size
+    from train.decoded import decoded_images
+
+    rows = subset(val_file, 24, seed=3)
+    config = default_config("resnet8")
+    transform = build_eval_transform(config)
+    array = decoded_images(rows, resize_size(config), config.interpolation, tmp_path)
+    assert array.shape == (24, 112, 112, 3) and array.dtype == np.uint8
+    plain, fast = TorchImageDataset(rows, transform), TorchImageDataset(rows, transform, array)
+    for i in (0, 7, 23):
+        x, y, idx = fast[i]
+        x0, y0, _ = plain[i]
+        assert (y, idx) == (y0, i)
+        assert torch.allclose(x, x0, atol=1e-6)
+    again = decoded_images(rows, resize_size(config), config.interpolation, tmp_path)
+    assert np.array_equal(again, array)
+    sidecar = next(tmp_path.glob("*.json"))
+    sidecar.write_text(sidecar.read_text().replace('"n": 24', '"n": 25'))
+    with pytest.raises(ValueError, match="holds other images"):
+        decoded_images(rows, resize_size(config), config.interpolation, tmp_path)
+    with pytest.raises(ValueError, match="decoded array has 24 images for 23 rows"):
+        TorchImageDataset(rows.select(range(23)), transform, array)

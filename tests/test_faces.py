@@ -12,9 +12,10 @@ from skimage import data
 
 from deepfake_space import faces
 from deepfake_space.errors import FaceDetectorError
-from deepfake_space.faces import (DETECTORS, Face, FaceDetector, crop_face, iou, track_faces,
-                                  whole_image_face)
+from deepfake_space.faces import (DETECTORS, Face, FaceDetector, crop_face, iou, merge_detections,
+                                  square_windows, track_faces, whole_image_face)
 from deepfake_space.media import load_image, load_media
+from deepfake_space.synth import FaceScene
 from media_factory import ASTRONAUT_FACE, astronaut_image
 
 DFDC_VALIDATION = Path(__file__).resolve().parents[2] / "shared/data/dfdc_faces/data/validation-00000-of-00001.parquet"
@@ -90,6 +91,27 @@ def test_unknown_or_missing_detectors_fail_at_construction(monkeypatch, tmp_path
                          ids=["coffee", "cat", "flat"])
 def test_no_face_gives_an_empty_list(cascade, image):
     assert cascade.detect(image) == []
+
+
+def test_mediapipe_finds_every_face_of_a_widescreen_video():
+    """BlazeFace short-range misses a half-height face in a letterboxed 16:9 frame; the square windows find it
+    in every sampled frame, once, without falling back to dlib."""
+    scene = FaceScene(1280, 720)
+    with FaceDetector(detectors=("mediapipe",)) as detector:
+        per_frame = [detector.detect(scene.frame(t)) for t in np.linspace(0, 10, 16, endpoint=False)]
+    assert [len(found) for found in per_frame] == [1] * 16
+
+
+def test_square_windows_cover_the_long_side_with_overlap():
+    assert square_windows(512, 512) == []
+    wide = square_windows(1280, 720)
+    assert [w[0] for w in wide] == [0, 280, 560] and all(w[1:] == (0, 720) for w in wide)
+    assert [w[1] for w in square_windows(360, 640)] == [0, 140, 280]
+
+
+def test_merge_keeps_the_best_of_overlapping_boxes_and_separate_faces():
+    whole, cut, other = ((100, 100, 200, 200), 0.9), ((100, 100, 150, 200), 0.7), ((400, 100, 500, 200), 0.8)
+    assert merge_detections([cut, other, whole]) == [whole, other]
 
 
 def test_boxes_are_mapped_back_from_the_downscaled_copy():

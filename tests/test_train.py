@@ -171,3 +171,12 @@ def test_teacher_logits_are_cached_reused_and_refused_for_another_teacher(tmp_pa
         train_main(_distil_args(tmp_path / "run3", other, cache))
     assert cache.stat().st_mtime_ns == stamp
     assert not (tmp_path / "run3" / "summary.csv").exists()
+
+
+def test_recorded_command_reproduces_the_run_without_its_resume():
+    from train.train import recipe_command
+
+    argv = ["--model", "resnet8", "--resume_from_checkpoint", "latest", "--output_dir", "runs/x",
+            "--resume_from_checkpoint=runs/x/checkpoints/checkpoint_3", "--lr", "1e-3"]
+    assert recipe_command(argv) == ("accelerate launch -m train.train --model resnet8 --output_dir runs/x "
+                                    "--lr 1e-3")

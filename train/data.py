@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 import datasets
+import numpy as np
 import torch
 from datasets import Dataset
 
@@ -83,15 +84,25 @@ def subset(ds: Dataset, n: int | None, seed: int = 0) -> Dataset:
 
 class TorchImageDataset(torch.utils.data.Dataset):
     """Applies a transform to each image; returns (tensor, label, index) so cached teacher logits
-    can be looked up by row."""
+    can be looked up by row.
 
-    def __init__(self, ds: Dataset, transform: Callable) -> None:
+    With ``decoded`` (an (N, H, W, 3) uint8 array from ``train.decoded``) images come from that array
+    instead of being decoded from ``ds`` on every epoch."""
+
+    def __init__(self, ds: Dataset, transform: Callable, decoded: np.ndarray | None = None) -> None:
+        if decoded is not None and len(decoded) != len(ds):
+            raise ValueError(f"decoded array has {len(decoded)} images for {len(ds)} rows")
         self.ds = ds
         self.transform = transform
+        self.decoded = decoded
+        self.labels = [int(v) for v in ds["label"]]
 
     def __len__(self) -> int:
         return len(self.ds)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
-        row = self.ds[i]
-        return self.transform(pil_to_rgb(row["image"])), int(row["label"]), i
+        if self.decoded is None:
+            image = pil_to_rgb(self.ds[i]["image"])
+        else:
+            image = torch.from_numpy(np.array(self.decoded[i])).permute(2, 0, 1)
+        return self.transform(image), self.labels[i], i

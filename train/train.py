@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -32,13 +33,18 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from deepfake_space.models import DeepfakeDetector, default_config, load_detector, load_init_weights
-from deepfake_space.transforms import build_eval_transform, build_train_transform, convert_input
+from deepfake_space.transforms import build_eval_transform, build_train_transform, convert_input, resize_size
 from train.data import TorchImageDataset, load_split, subset
+from train.decoded import decoded_images
 from train.distillation import DistillationLoss
 from train.metrics import pick_threshold
 from train.teacher_logits import cached_teacher_logits
 
 logger = logging.getLogger("train")
+
+# Training rows are decoded 8/7 larger than the eval resize size, so RandomResizedCrop's 75-100 % crops
+# are downsampled to the input size, never upsampled.
+TRAIN_DECODE_MARGIN = 8 / 7
 
 
 class TrainState:
@@ -123,8 +129,15 @@ def training_function(args: argparse.Namespace) -> float:
     with accelerator.main_process_first():
         train_rows = subset(load_split(args.data, args.train_split), args.train_subset, args.seed)
         val_rows = subset(load_split(args.data, args.val_split), args.val_subset, args.seed)
-    train_ds = TorchImageDataset(train_rows, build_train_transform(config, args.augment_strength))
-    val_ds = TorchImageDataset(val_rows, build_eval_transform(config))
+    train_images = val_images = None
+    if args.decode_cache:
+        size = resize_size(config)
+        with accelerator.main_process_first():
+            train_images = decoded_images(train_rows, round(size * TRAIN_DECODE_MARGIN), config.interpolation,
+                                          Path(args.decode_cache))
+            val_images = decoded_images(val_rows, size, config.interpolation, Path(args.decode_cache))
+    train_ds = TorchImageDataset(train_rows, build_train_transform(config, args.augment_strength), train_images)
+    val_ds = TorchImageDataset(val_rows, build_eval_transform(config), val_images)
     loader_args = {"num_workers": args.num_workers, "persistent_workers": args.num_workers > 0}
     train_loader = torch.utils.data.DataLoader(train_ds, batch_size=args.batch_size, shuffle=True, drop_last=True,
                                                **loader_args)
@@ -134,8 +147,7 @@ def training_function(args: argparse.Namespace) -> float:
     if args.teacher:
         if args.teacher_logits:
             with accelerator.main_process_first():
-                teacher_logits = cached_teacher_logits(args.teacher, train_rows, Path(args.teacher_logits),
-                                                       batch_size=args.batch_size * 2)
+                teacher_logits = cached_teacher_logits(args.teacher, train_rows, Path(args.teacher_logits))
         else:
             teacher = load_detector(args.teacher, accelerator.device).requires_grad_(False)
     criterion = DistillationLoss(args.kd, args.alpha, args.temperature,
@@ -232,12 +244,26 @@ def training_function(args: argparse.Namespace) -> float:
     return state.best_auc
 
 
+def recipe_command(argv: list[str]) -> str:
+    """The command that reproduces a run: its arguments without ``--resume_from_checkpoint`` (a resumed run
+    ends where an uninterrupted one would)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--resume_from_checkpoint":
+            skip = True
+        elif not arg.startswith("--resume_from_checkpoint="):
+            kept.append(arg)
+    return shlex.join(["accelerate", "launch", "-m", "train.train", *kept])
+
+
 def save_release(model: DeepfakeDetector, folder: Path, y_val: np.ndarray, p_val: np.ndarray,
                  args: argparse.Namespace, epoch: int, auc: float) -> None:
     """Save in Hub layout with the threshold picked on validation and the recipe that made it."""
     model.config.threshold = pick_threshold(y_val, p_val)
     model.config.training = {
-        "command": " ".join(["accelerate launch -m train.train", *sys.argv[1:]]),
+        "command": recipe_command(sys.argv[1:]),
         "data": str(args.data), "epoch": epoch, "val_auc": round(auc, 5),
         "teacher": args.teacher, "kd": args.kd if args.teacher else None,
         "alpha": args.alpha if args.teacher else None, "temperature": args.temperature if args.teacher else None,
@@ -279,6 +305,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--with_tracking", action="store_true", help="log to TensorBoard under OUTPUT_DIR/logs")
     p.add_argument("--log_every", type=int, default=20)
     p.add_argument("--num_workers", type=int, default=1)
+    p.add_argument("--decode_cache", help="decode the images once into uint8 arrays in this folder "
+                                          "(fast epochs for small students; needs ~N x size^2 x 3 bytes of disk)")
     p.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--seed", type=int, default=42)
     return p.parse_args(argv)

@@ -5,8 +5,6 @@ a Hub repo (through the Hub cache), safetensors only and with strict key matchin
 model can never produce a verdict.
 """
 
-from __future__ import annotations
-
 import logging
 from pathlib import Path
 
@@ -34,11 +32,9 @@ class DeepfakeDetector(
     """A binary real/fake classifier: ``forward`` returns logits of shape (batch, 2)."""
 
     def __init__(self, config: DetectorConfig) -> None:
+        # No ``from __future__ import annotations`` in this module: huggingface_hub reads this annotation
+        # at runtime to decode config.json into a DetectorConfig.
         super().__init__()
-        if isinstance(config, dict):
-            # from_pretrained hands config.json over as a dict: with ``from __future__ import annotations``
-            # the annotation is a string, so huggingface_hub cannot decode it into the dataclass itself.
-            config = DetectorConfig(**config)
         self.config = config
         self.net = build_network(config)
 
