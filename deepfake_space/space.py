@@ -55,7 +55,8 @@ def gpu(fn: F | None = None, *, duration: int = GPU_DURATION_S) -> F | Callable[
 def app_model_specs() -> dict[str, str]:
     """``name -> spec`` for the app: the CLI's set (env ``DEEPFAKE_TEACHER`` / ``DEEPFAKE_STUDENT`` /
     ``DEEPFAKE_MODELS`` or the embedded teacher and student-kd) plus the embedded ``student-scratch``
-    baseline and ``student-kd-mse`` variant when their folders exist and ``DEEPFAKE_MODELS`` is unset (set it, even empty, to opt out)."""
+    baseline and ``student-kd-mse`` variant when their folders exist and ``DEEPFAKE_MODELS`` is unset (set it,
+    even empty, to opt out)."""
     specs = model_specs()
     if "DEEPFAKE_MODELS" not in os.environ:
         for name, folder in OPTIONAL_MODELS.items():

@@ -3,9 +3,10 @@
 On two CPU cores a 0.1M-parameter ResNet8 trains faster than one core can decode and resize the 224 px
 DFDC crops. Each image is stored with its shorter side resized to ``size`` and centre-cropped square. At the
 evaluation transform's resize size (``transforms.resize_size``) evaluation then only centre-crops, identical to
-the plain pipeline; training rows are stored a little larger, so random crops are not upsampled. The array is a ``.npy`` file opened as
-a memory map, so several runs share one copy in the page cache; a JSON sidecar records which rows and size it
-holds, so a stale cache is refused.
+the plain pipeline; training rows are stored a little larger, so random crops are not upsampled. The array is a
+``.npy`` file opened as a memory map, so several runs share one copy in the page cache; a JSON sidecar records
+which rows and size it holds, so a stale cache is refused. The array is renamed into place last, so an
+interrupted decode is redone rather than read.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def decoded_images(rows: Dataset, size: int, interpolation: str, cache_dir: Path
         array[i] = square(pil_to_rgb(row["image"])).permute(1, 2, 0).numpy()
     array.flush()
     del array
-    partial.rename(path)
     sidecar.write_text(json.dumps(identity))
+    partial.rename(path)
     logger.info("decoded %d images to %s", len(rows), path)
     return np.load(path, mmap_mode="r")

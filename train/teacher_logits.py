@@ -32,7 +32,8 @@ def _identity(teacher: str, rows: Dataset) -> dict[str, str]:
 
 
 @torch.no_grad()
-def compute_teacher_logits(teacher_spec: str, rows: Dataset, batch_size: int = 16, num_workers: int = 1) -> torch.Tensor:
+def compute_teacher_logits(teacher_spec: str, rows: Dataset, batch_size: int = 16,
+                           num_workers: int = 1) -> torch.Tensor:
     teacher = load_detector(teacher_spec)
     teacher = teacher.to(memory_format=torch.channels_last)
     loader = torch.utils.data.DataLoader(TorchImageDataset(rows, build_eval_transform(teacher.config)),
