@@ -7,6 +7,7 @@ faces at full resolution, one forward pass per frame per model.
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -15,12 +16,11 @@ import cv2
 import torch
 from PIL import Image
 
-from deepfake_space.detector import Detector, LoadedModel, model_layout
+from deepfake_space.detector import Detector, LoadedModel
 from deepfake_space.faces import FaceDetector, crop_face
 from deepfake_space.report import Report
 from deepfake_space.synth import astronaut, write_face_video
-from deepfake_space.timing import median_seconds
-from deepfake_space.transforms import build_eval_transform
+from deepfake_space.transforms import build_eval_transform, model_layout
 
 
 def _median_reports(detector: Detector, path: Path, repeats: int, cams: int = 0) -> tuple[Report, float]:
@@ -39,18 +39,26 @@ def _median_reports(detector: Detector, path: Path, repeats: int, cams: int = 0)
 
 
 @torch.no_grad()
-def per_face_latency_ms(loaded: LoadedModel, device: torch.device, repeats: int = 30) -> float:
-    """Median forward time of one face (batch 1)."""
-    cfg = loaded.model.config
-    x = model_layout(torch.randn(1, 3, cfg.input_size, cfg.input_size, device=device,
-                                 dtype=next(loaded.model.parameters()).dtype))
+def per_face_latency_ms(models: list[LoadedModel], device: torch.device, repeats: int = 60) -> dict[str, float]:
+    """Median forward time of one face (batch 1) per model.
 
-    def forward() -> None:
-        loaded.model(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    return median_seconds(forward, repeats, warmup=5) * 1000
+    The models take turns, one forward each per round, so a slow spell of a shared CPU hits all of them
+    alike and their ratio stays meaningful."""
+    inputs = {}
+    for m in models:
+        cfg = m.model.config
+        inputs[m.name] = model_layout(torch.randn(1, 3, cfg.input_size, cfg.input_size, device=device,
+                                                  dtype=next(m.model.parameters()).dtype))
+    times: dict[str, list[float]] = {m.name: [] for m in models}
+    for round_ in range(repeats + 5):
+        for m in models:
+            start = time.perf_counter()
+            m.model(inputs[m.name])
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if round_ >= 5:  # the first rounds warm up allocators and kernels
+                times[m.name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) * 1000 for name, t in times.items()}
 
 
 @torch.no_grad()
@@ -92,20 +100,20 @@ def run_bench(specs: dict[str, str], device: str = "auto", seconds: float = 10.0
         image = Path(tmp) / "bench.png"
         Image.fromarray(astronaut()).save(image)
         lines = [f"device: {detector.device}, torch threads: {torch.get_num_threads()}", "", "models:"]
-        per_face = {m.name: per_face_latency_ms(m, detector.device) for m in detector.models}
+        per_face = per_face_latency_ms(detector.models, detector.device)
         for m in detector.models:
             lines.append(f"  {m.name:<10} {m.model.config.arch:<20} {m.params / 1e6:8.3f}M params "
                          f"{m.file_size_mb:8.2f} MB  {per_face[m.name]:7.2f} ms per face (batch 1)")
         names = [m.name for m in detector.models]
+        params = {m.name: m.params for m in detector.models}
         for slow, fast in zip(names[:1] * (len(names) - 1), names[1:]):
             lines.append(f"  {fast} vs {slow}: {per_face[slow] / per_face[fast]:.1f}x faster per face, "
-                         f"{detector.models[0].params / next(m for m in detector.models if m.name == fast).params:.0f}x "
-                         f"fewer params")
+                         f"{params[slow] / params[fast]:.0f}x fewer params")
         report, wall = _median_reports(detector, image, repeats, cams=1)
         lines += ["", f"image 512x512 -> all verdicts + Grad-CAM (median of {repeats}):", *_stage_table(report, wall)]
         report, wall = _median_reports(detector, video, repeats)
-        lines += ["", f"video {seconds:.0f} s {height}p, {frames} frames sampled -> all verdicts (median of {repeats}):",
-                  *_stage_table(report, wall)]
+        lines += ["", f"video {seconds:.0f} s {height}p, {frames} frames sampled -> all verdicts "
+                      f"(median of {repeats}):", *_stage_table(report, wall)]
         naive = naive_loop_ms(detector, video)
         total_frames = int(seconds * 30)
         lines += ["", f"naive loop (OpenCV decodes all {total_frames} frames, full-resolution detection, batch-1 "

@@ -52,4 +52,5 @@ def gradcam(model: DeepfakeDetector, batch: torch.Tensor) -> np.ndarray:
 def overlay(model: DeepfakeDetector, batch: torch.Tensor, maps: np.ndarray) -> list[np.ndarray]:
     """Heat maps over the crops each model actually saw (un-normalised), as RGB uint8 images."""
     images = denormalize(batch.detach().float().cpu(), model.config).permute(0, 2, 3, 1).numpy()
-    return [show_cam_on_image(img.astype(np.float32), m, use_rgb=True, image_weight=0.55) for img, m in zip(images, maps)]
+    return [show_cam_on_image(img.astype(np.float32), m, use_rgb=True, image_weight=0.55)
+            for img, m in zip(images, maps)]

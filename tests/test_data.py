@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from PIL import Image
 
 from deepfake_space.models import default_config
 from deepfake_space.transforms import build_eval_transform
-from train.data import TorchImageDataset, load_split, subset
+from train.data import TorchImageDataset, content_fingerprint, load_split, subset
 
 torch.set_num_threads(1)
 
@@ -111,6 +112,20 @@ def test_subset_is_seeded(val_file):
     assert a["group"] != c["group"]
     assert subset(val_file, None) is val_file
     assert subset(val_file, 10**6) is val_file
+
+
+@needs_data
+def test_content_fingerprint_follows_the_data_not_the_files(val_file, tmp_path):
+    copy = tmp_path / "copy" / "validation-00000-of-00001.parquet"
+    copy.parent.mkdir()
+    shutil.copyfile(VAL_FILE, copy)
+    moved = load_split(copy, "validation")
+    assert moved._fingerprint != val_file._fingerprint
+    assert content_fingerprint(moved) == content_fingerprint(val_file)
+    rows = subset(val_file, 16, seed=3)
+    assert content_fingerprint(rows) != content_fingerprint(subset(val_file, 16, seed=4))
+    flipped = rows.map(lambda row: {"label": 1 - row["label"]})
+    assert content_fingerprint(flipped) != content_fingerprint(rows)
 
 
 def test_torch_dataset_returns_tensor_label_index(tmp_path):

@@ -120,3 +120,21 @@ def test_temporal_clips_follow_each_person():
     assert clips.shape == (5, 3, 1, 1, 1)
     assert clips[0].flatten().tolist() == [0, 1, 2]
     assert clips[3].flatten().tolist() == [3, 4, 4]
+
+
+def test_per_face_latency_times_every_model_in_turn(detector):
+    from deepfake_space.bench import per_face_latency_ms
+
+    calls = []
+    originals = {m.name: m.model.forward for m in detector.models}
+    try:
+        for m in detector.models:
+            m.model.forward = lambda x, name=m.name: (calls.append(name), originals[name](x))[1]
+        latency = per_face_latency_ms(detector.models, detector.device, repeats=3)
+    finally:
+        for m in detector.models:
+            del m.model.forward
+    assert set(latency) == {"teacher", "student"}
+    assert all(ms > 0 for ms in latency.values())
+    assert calls[:4] == ["teacher", "student", "teacher", "student"]  # interleaved, not one model after the other
+    assert len(calls) == 2 * (3 + 5)

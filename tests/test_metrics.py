@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from train.metrics import compute_metrics, equal_error_rate, expected_calibration_error, pick_threshold
+from train.metrics import (compute_metrics, equal_error_rate, expected_calibration_error, paired_auc_difference,
+                           pick_threshold)
 
 METRICS = {"accuracy", "macro_f1", "roc_auc", "average_precision", "eer", "log_loss", "ece"}
 
@@ -104,3 +105,50 @@ def test_pick_threshold_stays_inside_the_clip_range():
     y = np.array([0] * 50 + [1] * 50)
     p = np.concatenate([np.full(50, 0.001), np.full(50, 0.005)])
     assert 0.02 <= pick_threshold(y, p) <= 0.98
+
+
+def _two_models(n_groups: int = 60, per_group: int = 8, seed: int = 0):
+    """Labels per group (video), a better model A and a worse model B scoring the same rows."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(rng.integers(0, 2, n_groups), per_group)
+    groups = [f"v{i}" for i in np.repeat(np.arange(n_groups), per_group)]
+    video_effect = np.repeat(rng.normal(0, 0.8, n_groups), per_group)  # lighting, compression, the person
+    signal = y + video_effect + rng.normal(0, 0.6, len(y))
+    return y, groups, signal + rng.normal(0, 0.3, len(y)), signal + rng.normal(0, 1.5, len(y))
+
+
+def test_paired_difference_finds_the_better_model():
+    y, groups, a, b = _two_models()
+    out = paired_auc_difference(y, a, b, groups, n_boot=300)
+    assert out["auc_a"] > out["auc_b"]
+    assert out["ci_low"] > 0 and out["p_not_better"] < 0.025
+    assert out["units"] == 60
+    swapped = paired_auc_difference(y, b, a, groups, n_boot=300)
+    assert swapped["difference"] == pytest.approx(-out["difference"])
+    assert swapped["ci_high"] < 0 and swapped["p_not_better"] > 0.975
+
+
+def test_paired_difference_of_a_model_with_itself_is_zero_and_groups_widen_the_ci():
+    y, groups, a, b = _two_models(per_group=20)
+    same = paired_auc_difference(y, a, a, groups, n_boot=100)
+    assert same["difference"] == same["ci_low"] == same["ci_high"] == 0.0
+    by_row = paired_auc_difference(y, a, b, None, n_boot=300)
+    by_group = paired_auc_difference(y, a, b, groups, n_boot=300)
+    assert by_row["units"] == len(y)
+    # crops of one video are correlated: resampling videos gives the honest, wider interval
+    assert by_group["ci_high"] - by_group["ci_low"] > by_row["ci_high"] - by_row["ci_low"]
+
+
+def test_compare_reads_two_score_files_of_the_same_rows(tmp_path):
+    from train.compare import compare
+    from train.evaluate import write_scores
+
+    y, groups, a, b = _two_models()
+    index = np.arange(len(y))
+    write_scores(tmp_path / "a.csv", index, groups, y, a)
+    write_scores(tmp_path / "b.csv", index, groups, y, b)
+    out = compare(tmp_path / "a.csv", tmp_path / "b.csv", n_boot=200)
+    assert out["ci_low"] > 0 and out["units"] == 60
+    write_scores(tmp_path / "other.csv", index[:-1], groups[:-1], y[:-1], b[:-1])
+    with pytest.raises(ValueError, match="score different rows"):
+        compare(tmp_path / "a.csv", tmp_path / "other.csv")

@@ -154,6 +154,7 @@ def test_teacher_logits_are_cached_reused_and_refused_for_another_teacher(tmp_pa
     assert "saved teacher logits for 32 rows" in first.stderr
     stamp = cache.stat().st_mtime_ns
 
+    os.utime(teacher / "model.safetensors")  # a fresh clone: same weights, new mtime
     second = _distil(tmp_path / "run2", teacher, cache)
     assert "using cached teacher logits" in second.stderr
     assert cache.stat().st_mtime_ns == stamp

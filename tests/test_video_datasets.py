@@ -48,13 +48,15 @@ def test_dfdc_reads_metadata_of_every_part(tmp_path, clip):
 def test_celebdf_flips_its_label_convention(tmp_path, clip):
     for rel in ("Celeb-real/id0_0000.mp4", "Celeb-synthesis/id0_id1_0000.mp4"):
         _place(clip, tmp_path / rel)
-    (tmp_path / "List_of_testing_videos.txt").write_text("1 Celeb-real/id0_0000.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n")
+    (tmp_path / "List_of_testing_videos.txt").write_text(
+        "1 Celeb-real/id0_0000.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n")
     items = celebdf_items(tmp_path)
     assert [(i.label, i.group) for i in items] == [(0, "id0"), (1, "id0")]
 
 
 def test_extract_faces_writes_a_trainable_parquet(tmp_path, clip):
-    for rel in ("original_sequences/youtube/c23/videos/000.mp4", "manipulated_sequences/Deepfakes/c23/videos/000_001.mp4"):
+    for rel in ("original_sequences/youtube/c23/videos/000.mp4",
+                "manipulated_sequences/Deepfakes/c23/videos/000_001.mp4"):
         _place(clip, tmp_path / rel)
     (tmp_path / "original_sequences/youtube/c23/videos/001.mp4").write_text("broken")
     out = tmp_path / "crops.parquet"

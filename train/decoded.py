@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,19 +22,20 @@ from torchvision.transforms import v2
 from tqdm.auto import tqdm
 
 from deepfake_space.transforms import pil_to_rgb
+from train.data import content_fingerprint
 
 logger = logging.getLogger(__name__)
 
 
 def _identity(rows: Dataset, size: int, interpolation: str) -> dict:
-    return {"rows": rows._fingerprint, "n": len(rows), "size": size, "interpolation": interpolation}
+    return {"rows": content_fingerprint(rows), "n": len(rows), "size": size, "interpolation": interpolation}
 
 
 def decoded_images(rows: Dataset, size: int, interpolation: str, cache_dir: Path) -> np.ndarray:
     """A read-only (len(rows), size, size, 3) uint8 array of ``rows``' images, decoded now or read from
     ``cache_dir``."""
     identity = _identity(rows, size, interpolation)
-    path = Path(cache_dir) / f"{rows._fingerprint}-{size}.npy"
+    path = Path(cache_dir) / f"{identity['rows']}-{size}.npy"
     sidecar = path.with_suffix(".json")
     if path.exists() and sidecar.exists():
         stored = json.loads(sidecar.read_text())
@@ -44,7 +46,7 @@ def decoded_images(rows: Dataset, size: int, interpolation: str, cache_dir: Path
     square = v2.Compose([v2.Resize(size, interpolation=v2.InterpolationMode(interpolation), antialias=True),
                          v2.CenterCrop(size), v2.PILToTensor()])
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial.npy")
+    partial = path.with_suffix(f".{os.getpid()}.partial.npy")  # runs started together each write their own
     array = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(len(rows), size, size, 3))
     for i, row in enumerate(tqdm(rows, desc=f"decode {size}px", total=len(rows))):
         array[i] = square(pil_to_rgb(row["image"])).permute(1, 2, 0).numpy()

@@ -9,6 +9,7 @@ records which teacher and which rows it belongs to, so a stale cache is refused,
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -19,16 +20,17 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from deepfake_space.models import load_detector
-from deepfake_space.transforms import build_eval_transform
-from train.data import TorchImageDataset
+from deepfake_space.transforms import build_eval_transform, model_layout
+from train.data import TorchImageDataset, content_fingerprint
 
 logger = logging.getLogger(__name__)
 
 
 def _identity(teacher: str, rows: Dataset) -> dict[str, str]:
+    """What the logits depend on, by content: a clone or a copy of the same teacher and data still matches."""
     weights = Path(teacher) / "model.safetensors"
-    stamp = str(weights.stat().st_mtime_ns) if weights.exists() else teacher
-    return {"teacher": str(teacher), "weights": stamp, "rows": rows._fingerprint, "n": str(len(rows))}
+    stamp = hashlib.blake2b(weights.read_bytes(), digest_size=8).hexdigest() if weights.exists() else teacher
+    return {"teacher": str(teacher), "weights": stamp, "rows": content_fingerprint(rows), "n": str(len(rows))}
 
 
 @torch.no_grad()
@@ -40,8 +42,7 @@ def compute_teacher_logits(teacher_spec: str, rows: Dataset, batch_size: int = 1
                                          batch_size=batch_size, num_workers=num_workers)
     out = []
     for x, _, _ in tqdm(loader, desc="teacher logits"):
-        x = x.contiguous(memory_format=torch.channels_last)
-        out.append(teacher(x))
+        out.append(teacher(model_layout(x)))
     return torch.cat(out).float()
 
 

@@ -33,7 +33,8 @@ from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from deepfake_space.models import DeepfakeDetector, default_config, load_detector, load_init_weights
-from deepfake_space.transforms import build_eval_transform, build_train_transform, convert_input, resize_size
+from deepfake_space.transforms import (build_eval_transform, build_train_transform, convert_input, model_layout,
+                                       resize_size)
 from train.data import TorchImageDataset, load_split, subset
 from train.decoded import decoded_images
 from train.distillation import DistillationLoss
@@ -77,13 +78,14 @@ def class_weights(labels: list[int]) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, loader, accelerator: Accelerator, channels_last: bool) -> tuple[np.ndarray, np.ndarray]:
+def predict(model: torch.nn.Module, loader, accelerator: Accelerator,
+            channels_last: bool) -> tuple[np.ndarray, np.ndarray]:
     """Labels and P(fake) for every row of ``loader``, gathered over processes."""
     model.eval()
     labels, probs = [], []
     for x, y, _ in tqdm(loader, desc="validate", disable=not accelerator.is_local_main_process, leave=False):
         if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+            x = model_layout(x)
         with accelerator.autocast():
             p = model(x).float().softmax(-1)[:, 1]
         p, y = accelerator.gather_for_metrics((p, y))
@@ -195,7 +197,7 @@ def training_function(args: argparse.Namespace) -> float:
         running, t0, seen = 0.0, time.time(), 0
         for x, y, idx in bar:
             if args.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+                x = model_layout(x)
             with accelerator.accumulate(model):
                 soft_targets = None
                 if teacher_logits is not None:

@@ -87,5 +87,6 @@ class DeepfakeDetector(
         missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=True, device=map_location)
         assert not missing and not unexpected
         model.eval()
-        logger.info("loaded %s (%s, %.2fM params) from %s", model.config.arch, folder.name, model.num_params() / 1e6, folder)
+        logger.info("loaded %s (%s, %.2fM params) from %s", model.config.arch, folder.name,
+                    model.num_params() / 1e6, folder)
         return model
