@@ -30,6 +30,7 @@ SMALL: dict[str, dict] = {
     "efficientnet_lite0": {"input_size": 64},
     "efficientnet_b7": {"input_size": 64},  # timm's B7 has no width knob: 64M params, but 64 px is cheap
     "resnet8": {"input_size": 64},
+    "resnet8_w24": {"input_size": 64},
     "mobilenetv2_100": {"input_size": 64},
     "mobilenetv2_035": {"input_size": 64},
     "cross_efficient_vit": {"input_size": 64, "arch_args": {"img_size": 64, "dims": (32, 64), "depth": 1,

@@ -73,3 +73,11 @@ def resnet8(**kwargs) -> nn.Module:
     """ResNet8, widths 20-40-80 (0.12M params), stride-2 stem + max-pool, 112 px input: 24x fewer MACs
     than EfficientNet-Lite0 at 224 px."""
     return ResNet8(**kwargs)
+
+
+@register_model(DetectorConfig(arch="resnet8_w24", input_size=112, cam_target_layer="layer3",
+                               arch_args={"widths": (24, 48, 96)}))
+def resnet8_w24(**kwargs) -> nn.Module:
+    """ResNet8 widened to 24-48-96 (0.17M params, still under the 0.2M student budget): ~1.4x the MACs of
+    ``resnet8``, for testing whether the student is limited by width."""
+    return ResNet8(**kwargs)
