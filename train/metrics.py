@@ -82,8 +82,8 @@ def paired_auc_difference(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, group
         if len(np.unique(y[rows])) == 2:
             diffs.append(roc_auc_score(y[rows], p_a[rows]) - roc_auc_score(y[rows], p_b[rows]))
     diffs = np.array(diffs)
-    return {"auc_a": float(roc_auc_score(y, p_a)), "auc_b": float(roc_auc_score(y, p_b)),
-            "difference": float(roc_auc_score(y, p_a) - roc_auc_score(y, p_b)),
+    auc_a, auc_b = float(roc_auc_score(y, p_a)), float(roc_auc_score(y, p_b))
+    return {"auc_a": auc_a, "auc_b": auc_b, "difference": auc_a - auc_b,
             "ci_low": float(np.percentile(diffs, 2.5)), "ci_high": float(np.percentile(diffs, 97.5)),
             "p_not_better": float(np.mean(diffs <= 0)), "n_boot": len(diffs),
             "units": len(units)}
