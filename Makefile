@@ -47,7 +47,7 @@ bench: install
 # Reproduce the released models from scratch on ../shared (2 CPU cores: about five hours; see README). KL and
 # MSE distillation were compared on the 14-epoch schedule (KL won on validation AUC); the released student-kd
 # and its control student-scratch then trained for 28 epochs, two runs side by side on one thread each.
-# alpha = 0.5 beat 0.7 and 0.9 on the 28-epoch schedule (docs/runs/).
+# alpha = 0.5 beat 0.7 and 0.9 on the 28-epoch schedule and 0.3 on the 14-epoch one (docs/runs/).
 DATA ?= ../shared/data/dfdc_faces
 LAUNCH := $(VENV)/bin/accelerate launch --cpu --num_processes 1 -m train.train --data $(DATA) --with_tracking
 STUDENT := --model resnet8 --batch_size 64 --lr 3e-3 --warmup_steps 300 --decode_cache cache/decoded
