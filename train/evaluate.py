@@ -40,7 +40,7 @@ from deepfake_space.models import DeepfakeDetector, load_detector, resolve_model
 from deepfake_space.timing import median_seconds
 from deepfake_space.transforms import build_eval_transform
 from train.data import TorchImageDataset, load_split
-from train.metrics import compute_metrics, pick_threshold
+from train.metrics import compute_metrics, pick_threshold, rows_by_group
 
 logger = logging.getLogger("evaluate")
 
@@ -75,9 +75,7 @@ def predict_scores(model: DeepfakeDetector, loader: torch.utils.data.DataLoader,
 
 def group_scores(groups: list[str], y: np.ndarray, p: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Pool rows per group: mean P(fake); the group's label is the max label (fake if any row is fake)."""
-    order: dict[str, list[int]] = {}
-    for i, g in enumerate(groups):
-        order.setdefault(g, []).append(i)
+    order = rows_by_group(groups)
     names = list(order)
     gy = np.array([y[order[g]].max() for g in names], dtype=int)
     gp = np.array([p[order[g]].mean() for g in names], dtype=np.float64)

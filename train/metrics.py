@@ -64,6 +64,14 @@ def pick_threshold(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.clip(candidates[int(np.argmax(scores))], 0.02, 0.98))
 
 
+def rows_by_group(groups: list[str]) -> dict[str, list[int]]:
+    """Row indices of each group (source video), groups in order of first appearance."""
+    rows: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        rows.setdefault(g, []).append(i)
+    return rows
+
+
 def paired_auc_difference(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, groups: list[str] | None = None,
                           n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
     """ROC-AUC of A minus that of B on the same rows, with a 95 % bootstrap CI of the difference.
@@ -73,8 +81,8 @@ def paired_auc_difference(y: np.ndarray, p_a: np.ndarray, p_b: np.ndarray, group
     are not independent evidence."""
     y = np.asarray(y).astype(int)
     p_a, p_b = np.asarray(p_a, dtype=np.float64), np.asarray(p_b, dtype=np.float64)
-    units = [np.flatnonzero(np.asarray(groups) == g) for g in dict.fromkeys(groups)] if groups is not None \
-        else [np.array([i]) for i in range(len(y))]
+    units = ([np.array(rows) for rows in rows_by_group(groups).values()] if groups is not None
+             else [np.array([i]) for i in range(len(y))])
     rng = np.random.default_rng(seed)
     diffs = []
     for _ in range(n_boot):
