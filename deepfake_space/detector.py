@@ -197,10 +197,7 @@ class Detector:
         """P(fake) per crop, in chunks of MAX_BATCH, optionally averaged with the horizontal flip."""
         probs = []
         for chunk in batch.split(MAX_BATCH):
-            p = model.predict_proba(chunk)
-            if self.tta:
-                p = (p + model.predict_proba(chunk.flip(-1))) / 2
-            probs.append(p.float().cpu())
+            probs.append(model.predict_proba(chunk, tta=self.tta).cpu())
         return torch.cat(probs).numpy()
 
     @staticmethod

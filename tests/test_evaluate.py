@@ -152,3 +152,25 @@ def test_missing_model_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         ev.main(["--model", str(tmp_path / "nope"), "--data", str(VAL_FILE), "--out", str(tmp_path / "m.json")])
     assert "does not exist" in str(exc.value.code)
+
+
+@pytest.mark.parametrize("tta, passes", [(False, 1), (True, 2)])
+def test_speed_is_measured_on_the_prediction_that_was_scored(model_dir, tta, passes):
+    """With TTA every timed prediction runs the network on the image and on its mirror."""
+    model = load_detector(model_dir)
+    batches = []
+    model.net.register_forward_hook(lambda _module, args, _out: batches.append(args[0]))
+    sample = torch.rand(3, 64, 64)
+    ev.measure_speed(model, sample, batch_size=4, tta=tta, warmup=0, runs=1, batch_runs=1)
+    assert [len(b) for b in batches] == [1] * passes + [4] * 2 * passes  # the batch timing warms up once
+    if tta:
+        assert torch.equal(batches[1], batches[0].flip(-1))
+
+
+def test_tta_averages_the_logits_of_the_image_and_its_mirror(model_dir):
+    model = load_detector(model_dir)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = ((model(x) + model(x.flip(-1))) / 2).softmax(-1)[:, 1]
+    assert torch.allclose(model.predict_proba(x, tta=True), expected, atol=1e-6)
+    assert not torch.allclose(model.predict_proba(x, tta=True), model.predict_proba(x), atol=1e-6)

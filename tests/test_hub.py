@@ -308,3 +308,14 @@ def test_pull_through_olah_mirror_gives_identical_logits(olah_mirror, folders, t
 
     assert out["error"] is not None, "a missing repo must raise ModelLoadError, not fall back"
     assert "acme/missing@main" in out["error"] and "Repository Not Found" in out["error"]
+
+
+def test_card_of_a_warm_restart_gives_both_commands(tmp_path):
+    first = "accelerate launch -m train.train --model resnet8 --epochs 28 --output_dir runs/first"
+    training = STUDENT_TRAINING | {"command": STUDENT_TRAINING["command"] + " --init runs/first/best",
+                                   "warm_start": {"from": "runs/first/best", "epoch": 27, "val_auc": 0.878,
+                                                  "command": first}}
+    _save_model(tmp_path / "kd", seed=1, training=training)
+    text = render_model_card(tmp_path / "kd").text
+    assert "warm restart: it started from the weights of\n`runs/first/best` (epoch 27" in text
+    assert text.index(first) < text.index(training["command"])

@@ -181,3 +181,27 @@ def test_recorded_command_reproduces_the_run_without_its_resume():
             "--resume_from_checkpoint=runs/x/checkpoints/checkpoint_3", "--lr", "1e-3"]
     assert recipe_command(argv) == ("accelerate launch -m train.train --model resnet8 --output_dir runs/x "
                                     "--lr 1e-3")
+
+
+def test_warm_start_copies_weights_refuses_another_architecture_and_is_recorded(tmp_path):
+    from train.train import warm_start
+
+    start = tmp_path / "first_cycle"
+    torch.manual_seed(0)
+    trained = DeepfakeDetector.create("resnet8", input_size=64)
+    trained.config.training = {"command": "the first cycle's command", "epoch": 27, "val_auc": 0.5}
+    trained.save_pretrained(start, config=trained.config)
+
+    fresh = DeepfakeDetector.create("resnet8", input_size=64)
+    assert warm_start(fresh, str(start))["command"] == "the first cycle's command"
+    for (name, a), b in zip(fresh.state_dict().items(), trained.state_dict().values()):
+        assert torch.equal(a, b), name
+    with pytest.raises(ValueError, match="not a resnet8_w24"):
+        warm_start(DeepfakeDetector.create("resnet8_w24", input_size=64), str(start))
+
+    out = tmp_path / "second_cycle"
+    _run([sys.executable, *_train_args(out, "--init", str(start), "--epochs", "1")])
+    record = load_detector(out / "best").config.training
+    assert record["warm_start"]["from"] == str(start)
+    assert record["warm_start"]["command"] == "the first cycle's command"
+    assert "--init " + str(start) in record["command"]

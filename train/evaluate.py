@@ -65,10 +65,7 @@ def predict_scores(model: DeepfakeDetector, loader: torch.utils.data.DataLoader,
     model.eval()
     labels, probs = [], []
     for x, y, _ in tqdm(loader, desc="evaluate", disable=not progress):
-        logits = model(x).float()
-        if tta:
-            logits = (logits + model(x.flip(-1)).float()) / 2
-        probs.append(logits.softmax(-1)[:, 1])
+        probs.append(model.predict_proba(x, tta=tta))
         labels.append(y)
     return torch.cat(labels).numpy().astype(int), torch.cat(probs).numpy().astype(np.float64)
 
@@ -83,14 +80,15 @@ def group_scores(groups: list[str], y: np.ndarray, p: np.ndarray) -> tuple[list[
 
 
 @torch.inference_mode()
-def measure_speed(model: torch.nn.Module, sample: torch.Tensor, batch_size: int, warmup: int = 3,
-                  runs: int = 10, batch_runs: int = 3) -> tuple[float, float]:
-    """(median ms per image at batch 1, images/s at ``batch_size``) of plain forward passes on CPU."""
+def measure_speed(model: DeepfakeDetector, sample: torch.Tensor, batch_size: int, tta: bool = False,
+                  warmup: int = 3, runs: int = 10, batch_runs: int = 3) -> tuple[float, float]:
+    """(median ms per image at batch 1, images/s at ``batch_size``) on CPU, of the same prediction the scores
+    came from (with ``tta``, both the image and its mirror)."""
     model.eval()
     one = sample.unsqueeze(0)
     batch = sample.unsqueeze(0).expand(batch_size, *sample.shape).contiguous()
-    latency_ms = median_seconds(lambda: model(one), runs, warmup) * 1000
-    return latency_ms, batch_size / median_seconds(lambda: model(batch), batch_runs, warmup=1)
+    latency_ms = median_seconds(lambda: model.predict_proba(one, tta=tta), runs, warmup) * 1000
+    return latency_ms, batch_size / median_seconds(lambda: model.predict_proba(batch, tta=tta), batch_runs, warmup=1)
 
 
 def write_threshold(folder: Path, threshold: float, provenance: dict) -> None:
@@ -163,7 +161,7 @@ def evaluate(model: str, data: str, split: str = VALIDATION_SPLIT, out: str | Pa
 
     sample = loader.dataset[0][0]
     result["latency_ms_per_image"], result["throughput_img_s"] = measure_speed(
-        detector, sample, batch_size, runs=latency_runs)
+        detector, sample, batch_size, tta=tta, runs=latency_runs)
     result["torch_threads"] = torch.get_num_threads()
     result["params"] = int(detector.num_params())
     weights = folder / "model.safetensors"

@@ -71,6 +71,18 @@ def freeze_modules(model: DeepfakeDetector, prefixes: list[str]) -> list[torch.n
     return frozen
 
 
+def warm_start(model: DeepfakeDetector, folder: str) -> dict:
+    """Copy a trained detector's weights into ``model`` (a warm restart: a new schedule from where an earlier
+    run ended) and return that run's training record, so the released config keeps the whole recipe."""
+    source = load_detector(folder)
+    if (source.config.arch, source.config.arch_args) != (model.config.arch, model.config.arch_args):
+        raise ValueError(f"--init {folder} is a {source.config.arch} {source.config.arch_args}, not a "
+                         f"{model.config.arch} {model.config.arch_args}")
+    model.net.load_state_dict(source.net.state_dict())
+    logger.info("warm start from %s (%s)", folder, source.config.training.get("command", "no training record"))
+    return source.config.training
+
+
 def class_weights(labels: list[int]) -> torch.Tensor:
     """Inverse class frequency, so the 57 %-fake training split does not bias the decision."""
     counts = np.bincount(np.asarray(labels), minlength=2).astype(np.float64)
@@ -124,7 +136,10 @@ def training_function(args: argparse.Namespace) -> float:
     overrides = {"input_size": args.input_size} if args.input_size else {}
     model = DeepfakeDetector(default_config(args.model, **overrides))
     config = model.config
-    if args.init:
+    init_record = None
+    if args.init and Path(args.init).is_dir():
+        init_record = warm_start(model, args.init)
+    elif args.init:
         load_init_weights(args.model, model.net, args.init)
     frozen = freeze_modules(model, args.freeze.split(",") if args.freeze else [])
 
@@ -236,7 +251,8 @@ def training_function(args: argparse.Namespace) -> float:
         if accelerator.is_main_process:
             append_csv(out / "summary.csv", row)
             if improved:
-                save_release(accelerator.unwrap_model(model), out / "best", y_val, p_val, args, epoch, auc)
+                save_release(accelerator.unwrap_model(model), out / "best", y_val, p_val, args, epoch, auc,
+                             init_record)
         accelerator.wait_for_everyone()
         accelerator.save_state()
         if args.max_steps and state.step >= args.max_steps:
@@ -261,8 +277,9 @@ def recipe_command(argv: list[str]) -> str:
 
 
 def save_release(model: DeepfakeDetector, folder: Path, y_val: np.ndarray, p_val: np.ndarray,
-                 args: argparse.Namespace, epoch: int, auc: float) -> None:
-    """Save in Hub layout with the threshold picked on validation and the recipe that made it."""
+                 args: argparse.Namespace, epoch: int, auc: float, init_record: dict | None = None) -> None:
+    """Save in Hub layout with the threshold picked on validation and the recipe that made it (with the
+    record of the run it warm-started from, if any)."""
     model.config.threshold = pick_threshold(y_val, p_val)
     model.config.training = {
         "command": recipe_command(sys.argv[1:]),
@@ -270,6 +287,8 @@ def save_release(model: DeepfakeDetector, folder: Path, y_val: np.ndarray, p_val
         "teacher": args.teacher, "kd": args.kd if args.teacher else None,
         "alpha": args.alpha if args.teacher else None, "temperature": args.temperature if args.teacher else None,
     }
+    if init_record is not None:
+        model.config.training["warm_start"] = {"from": args.init, **init_record}
     model.save_pretrained(folder, config=model.config)
     logger.info("saved best model (val AUC %.4f) to %s", auc, folder)
 
@@ -282,7 +301,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val_split", default="validation")
     p.add_argument("--train_subset", type=int, help="use a seeded random subset of this many training rows")
     p.add_argument("--val_subset", type=int)
-    p.add_argument("--init", help="ImageNet checkpoint to start from (e.g. ../shared/weights/imagenet/...)")
+    p.add_argument("--init", help="ImageNet checkpoint to start from (e.g. ../shared/weights/imagenet/...), or a "
+                                  "trained detector folder of the same architecture (a warm restart)")
     p.add_argument("--freeze", default="", help="comma-separated submodules of the network to freeze")
     p.add_argument("--input_size", type=int, help="override the architecture's default input size")
     p.add_argument("--epochs", type=int, default=10)

@@ -42,9 +42,13 @@ class DeepfakeDetector(
         return self.net(x)
 
     @torch.no_grad()
-    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """P(fake) per input, in eval mode, as float32."""
-        return self.net(x).float().softmax(dim=-1)[..., 1]
+    def predict_proba(self, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
+        """P(fake) per input, as float32. With ``tta`` the logits of each input and of its mirror image are
+        averaged: the one flip test-time augmentation that evaluation, the CLI and the app all share."""
+        logits = self.net(x).float()
+        if tta:
+            logits = (logits + self.net(x.flip(-1)).float()) / 2
+        return logits.softmax(dim=-1)[..., 1]
 
     @property
     def cam_target_layer(self) -> nn.Module:
