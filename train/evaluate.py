@@ -7,8 +7,9 @@ The images are already face crops, so each is used whole (no face detection) wit
 eval transform (its config.json), exactly as at training time. Metrics come from
 ``train.metrics.compute_metrics`` at the threshold in the model's config (bootstrap 95 % CIs); with
 ``--group-by COLUMN`` the rows are also pooled per group (mean P(fake); the group is fake if any row
-is) into ``video_metrics``. Latency is the median of timed batch-1 forward passes on CPU after a
-warm-up; throughput is measured at ``--batch-size``.
+is) into ``video_metrics``. Latency is the median of timed batch-1 predictions on CPU after a
+warm-up, the same prediction the scores came from (with ``--tta``, the image and its mirror); throughput is
+measured at ``--batch-size``.
 
 ``--pick-threshold`` picks the decision threshold on this split (``train.metrics.pick_threshold``) and
 writes it into the model folder's config.json. It is only allowed on the validation split: a threshold
@@ -36,7 +37,7 @@ import torch
 from tqdm.auto import tqdm
 
 from deepfake_space.errors import ModelLoadError
-from deepfake_space.models import DeepfakeDetector, load_detector, resolve_model_dir  # noqa: F401
+from deepfake_space.models import DeepfakeDetector, load_detector, resolve_model_dir
 from deepfake_space.timing import median_seconds
 from deepfake_space.transforms import build_eval_transform
 from train.data import TorchImageDataset, load_split
