@@ -116,6 +116,17 @@ def _teacher_repo(training: dict[str, Any]) -> str | None:
     return repo_id if at and repo_id.count("/") == 1 else None
 
 
+def _earlier_cycles(training: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs a warm restart descends from, oldest first, each with the weights it started from (``init``):
+    every restart nests the record of the run it started from under ``warm_start``."""
+    chain, record = [], training
+    while "warm_start" in record:
+        parent = record["warm_start"]
+        chain.append({**parent, "init": parent.get("warm_start", {}).get("from")})
+        record = parent
+    return chain[::-1]
+
+
 def render_model_card(
     folder: Path,
     *,
@@ -174,6 +185,7 @@ def render_model_card(
         "cfg": config,
         "training": training,
         "trained": "command" in training,
+        "earlier_cycles": _earlier_cycles(training),
         "threshold_source": _threshold_source(training),
         "threshold_mismatch": threshold_mismatch,
         "training_log": _read_training_log(folder),

@@ -310,12 +310,18 @@ def test_pull_through_olah_mirror_gives_identical_logits(olah_mirror, folders, t
     assert "acme/missing@main" in out["error"] and "Repository Not Found" in out["error"]
 
 
-def test_card_of_a_warm_restart_gives_both_commands(tmp_path):
+def test_card_of_a_chain_of_warm_restarts_lists_every_cycle_and_command(tmp_path):
     first = "accelerate launch -m train.train --model resnet8 --epochs 28 --output_dir runs/first"
-    training = STUDENT_TRAINING | {"command": STUDENT_TRAINING["command"] + " --init runs/first/best",
-                                   "warm_start": {"from": "runs/first/best", "epoch": 27, "val_auc": 0.878,
-                                                  "command": first}}
+    second = first.replace("runs/first", "runs/second") + " --init runs/first/best"
+    third = STUDENT_TRAINING["command"] + " --init runs/second/best --teacher_views 2"
+    training = STUDENT_TRAINING | {
+        "command": third, "teacher_views": 2,
+        "warm_start": {"from": "runs/second/best", "epoch": 20, "val_auc": 0.901, "command": second,
+                       "warm_start": {"from": "runs/first/best", "epoch": 27, "val_auc": 0.878, "command": first}}}
     _save_model(tmp_path / "kd", seed=1, training=training)
     text = render_model_card(tmp_path / "kd").text
-    assert "warm restart: it started from the weights of\n`runs/first/best` (epoch 27" in text
-    assert text.index(first) < text.index(training["command"])
+    assert "| 1 | its command's `--init` | 27 | 0.878 |" in text
+    assert "| 2 | `runs/first/best` | 20 | 0.901 |" in text
+    assert f"| 3 | `runs/second/best` | {training['epoch']} | {training['val_auc']} |" in text
+    assert text.index(first) < text.index(second) < text.index(third)
+    assert "trained on 2 fixed\naugmented views" in text

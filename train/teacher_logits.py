@@ -26,7 +26,7 @@ from train.data import TorchImageDataset, content_fingerprint
 logger = logging.getLogger(__name__)
 
 
-def _identity(teacher: str, rows: Dataset) -> dict[str, str]:
+def teacher_identity(teacher: str, rows: Dataset) -> dict[str, str]:
     """What the logits depend on, by content: a clone or a copy of the same teacher and data still matches."""
     weights = Path(teacher) / "model.safetensors"
     stamp = hashlib.blake2b(weights.read_bytes(), digest_size=8).hexdigest() if weights.exists() else teacher
@@ -48,7 +48,7 @@ def compute_teacher_logits(teacher_spec: str, rows: Dataset, batch_size: int = 1
 
 def cached_teacher_logits(teacher_spec: str, rows: Dataset, path: Path, batch_size: int = 16) -> torch.Tensor:
     """Logits of shape (len(rows), 2), read from ``path`` when it matches, computed and saved otherwise."""
-    identity = _identity(teacher_spec, rows)
+    identity = teacher_identity(teacher_spec, rows)
     if path.exists():
         with safe_open(str(path), framework="pt") as f:
             stored = f.metadata()

@@ -30,8 +30,10 @@ from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import ProjectConfiguration, set_seed
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
+from datasets import Dataset
 from transformers import get_cosine_schedule_with_warmup
 
+from deepfake_space.config import DetectorConfig
 from deepfake_space.models import DeepfakeDetector, default_config, load_detector, load_init_weights
 from deepfake_space.transforms import (build_eval_transform, build_train_transform, convert_input, model_layout,
                                        resize_size)
@@ -40,6 +42,7 @@ from train.decoded import decoded_images
 from train.distillation import DistillationLoss
 from train.metrics import pick_threshold
 from train.teacher_logits import cached_teacher_logits
+from train.teacher_views import ViewBankDataset, view_bank
 
 logger = logging.getLogger("train")
 
@@ -81,6 +84,29 @@ def warm_start(model: DeepfakeDetector, folder: str) -> dict:
     model.net.load_state_dict(source.net.state_dict())
     logger.info("warm start from %s (%s)", folder, source.config.training.get("command", "no training record"))
     return source.config.training
+
+
+def training_source(args: argparse.Namespace, config: DetectorConfig, train_rows: Dataset,
+                    device: torch.device) -> tuple[torch.utils.data.Dataset, DeepfakeDetector | None,
+                                                   torch.Tensor | None]:
+    """The training dataset and where soft targets come from: nothing (plain training), fixed teacher views
+    with their logits (``--teacher_views``), the clean crops' cached logits (``--teacher_logits``), or the
+    teacher run on every batch."""
+    if args.teacher_views:
+        if not args.teacher:
+            raise ValueError("--teacher_views needs --teacher")
+        images, logits = view_bank(args.teacher, config, train_rows, args.teacher_views, Path(args.teacher_views_dir))
+        return ViewBankDataset(images, train_rows["label"], config), None, logits.reshape(-1, logits.shape[-1])
+    train_images = None
+    if args.decode_cache:
+        train_images = decoded_images(train_rows, round(resize_size(config) * TRAIN_DECODE_MARGIN),
+                                      config.interpolation, Path(args.decode_cache))
+    train_ds = TorchImageDataset(train_rows, build_train_transform(config, args.augment_strength), train_images)
+    if not args.teacher:
+        return train_ds, None, None
+    if args.teacher_logits:
+        return train_ds, None, cached_teacher_logits(args.teacher, train_rows, Path(args.teacher_logits))
+    return train_ds, load_detector(args.teacher, device).requires_grad_(False), None
 
 
 def class_weights(labels: list[int]) -> torch.Tensor:
@@ -146,27 +172,19 @@ def training_function(args: argparse.Namespace) -> float:
     with accelerator.main_process_first():
         train_rows = subset(load_split(args.data, args.train_split), args.train_subset, args.seed)
         val_rows = subset(load_split(args.data, args.val_split), args.val_subset, args.seed)
-    train_images = val_images = None
+    val_images = None
     if args.decode_cache:
-        size = resize_size(config)
         with accelerator.main_process_first():
-            train_images = decoded_images(train_rows, round(size * TRAIN_DECODE_MARGIN), config.interpolation,
-                                          Path(args.decode_cache))
-            val_images = decoded_images(val_rows, size, config.interpolation, Path(args.decode_cache))
-    train_ds = TorchImageDataset(train_rows, build_train_transform(config, args.augment_strength), train_images)
+            val_images = decoded_images(val_rows, resize_size(config), config.interpolation, Path(args.decode_cache))
     val_ds = TorchImageDataset(val_rows, build_eval_transform(config), val_images)
-    loader_args = {"num_workers": args.num_workers, "persistent_workers": args.num_workers > 0}
+    with accelerator.main_process_first():
+        train_ds, teacher, teacher_logits = training_source(args, config, train_rows, accelerator.device)
+    # a view bank picks each epoch's views in set_epoch, which persistent workers would not see
+    persistent = args.num_workers > 0 and not isinstance(train_ds, ViewBankDataset)
+    loader_args = {"num_workers": args.num_workers, "persistent_workers": persistent}
     train_loader = torch.utils.data.DataLoader(train_ds, batch_size=args.batch_size, shuffle=True, drop_last=True,
                                                **loader_args)
     val_loader = torch.utils.data.DataLoader(val_ds, batch_size=args.batch_size * 2, **loader_args)
-
-    teacher, teacher_logits = None, None
-    if args.teacher:
-        if args.teacher_logits:
-            with accelerator.main_process_first():
-                teacher_logits = cached_teacher_logits(args.teacher, train_rows, Path(args.teacher_logits))
-        else:
-            teacher = load_detector(args.teacher, accelerator.device).requires_grad_(False)
     criterion = DistillationLoss(args.kd, args.alpha, args.temperature,
                                  class_weights(train_rows["label"]) if args.class_weights else None)
 
@@ -205,6 +223,8 @@ def training_function(args: argparse.Namespace) -> float:
         for module in frozen:
             module.eval()
         train_loader.set_epoch(epoch)
+        if isinstance(train_ds, ViewBankDataset):
+            train_ds.set_epoch(epoch)
         skip = state.step - epoch * batches_per_epoch
         loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
         bar = tqdm(loader, total=batches_per_epoch, initial=skip, desc=f"epoch {epoch}",
@@ -285,6 +305,7 @@ def save_release(model: DeepfakeDetector, folder: Path, y_val: np.ndarray, p_val
         "command": recipe_command(sys.argv[1:]),
         "data": str(args.data), "epoch": epoch, "val_auc": round(auc, 5),
         "teacher": args.teacher, "kd": args.kd if args.teacher else None,
+        "teacher_views": args.teacher_views or None,
         "alpha": args.alpha if args.teacher else None, "temperature": args.temperature if args.teacher else None,
     }
     if init_record is not None:
@@ -315,6 +336,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--class_weights", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--teacher", help="teacher model folder or org/name@rev: distil instead of plain training")
     p.add_argument("--teacher_logits", help="cache file of the teacher's logits on the training rows")
+    p.add_argument("--teacher_views", type=int, default=0,
+                   help="distil on this many fixed augmented views per row, each with the teacher's logits on it "
+                        "(train.teacher_views), instead of fresh augmentations")
+    p.add_argument("--teacher_views_dir", default="cache/teacher_views", help="folder of the view bank")
     p.add_argument("--kd", choices=["kl", "mse"], default="kl")
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term")
     p.add_argument("--temperature", type=float, default=4.0)

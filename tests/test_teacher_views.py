@@ -1,0 +1,146 @@
+"""Consistent distillation: each stored view is reproducible, its logits are the teacher's on exactly that view,
+the student is fed those pixels, and a bank of another teacher or seed is refused."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import train.teacher_views as teacher_views
+from deepfake_space.models import DeepfakeDetector, default_config, load_detector
+from deepfake_space.transforms import build_train_transform, model_layout
+from train.data import load_split, subset
+from train.teacher_views import SeededViews, ViewBankDataset, seeded, to_student_pixels, view_bank
+
+torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "dfdc_faces"
+VAL_FILE = DATA / "data" / "validation-00000-of-00001.parquet"
+
+pytestmark = pytest.mark.skipif(not VAL_FILE.is_file(), reason=f"{VAL_FILE} is not available")
+
+N, VIEWS = 12, 2
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return subset(load_split(VAL_FILE, "validation"), N, seed=3)
+
+
+def _save(folder: Path, seed: int) -> Path:
+    torch.manual_seed(seed)
+    model = DeepfakeDetector.create("resnet8", input_size=64)
+    model.save_pretrained(folder, config=model.config)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory) -> Path:
+    return _save(tmp_path_factory.mktemp("teacher"), seed=0)
+
+
+@pytest.fixture(scope="module")
+def student():
+    return default_config("resnet8", input_size=32)
+
+
+@pytest.fixture(scope="module")
+def bank(teacher, student, rows, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bank")
+    images, logits = view_bank(str(teacher), student, rows, VIEWS, folder, batch_size=5)
+    return folder, images, logits
+
+
+def test_a_view_is_the_same_image_every_time_and_leaves_the_global_rngs_alone(rows, student):
+    views = SeededViews(rows, build_train_transform(student), view=1, seed=0)
+    torch.manual_seed(123)
+    random.seed(123)
+    first = views[4][0]
+    after_torch, after_python = torch.rand(1), random.random()
+    torch.manual_seed(123)
+    random.seed(123)
+    assert torch.equal(views[4][0], first)
+    assert torch.equal(torch.rand(1), after_torch) and random.random() == after_python
+    assert not torch.equal(SeededViews(rows, build_train_transform(student), view=0, seed=0)[4][0], first)
+    assert not torch.equal(views[5][0], first)
+
+
+def test_seeded_restores_the_rng_states_even_when_the_block_raises():
+    torch.manual_seed(7)
+    random.seed(7)
+    expected = (torch.rand(1), random.random())
+    torch.manual_seed(7)
+    random.seed(7)
+    with pytest.raises(RuntimeError), seeded(99):
+        raise RuntimeError("boom")
+    assert (torch.rand(1), random.random()) == expected
+
+
+def test_bank_logits_are_the_teachers_on_the_stored_view(bank, teacher, student, rows):
+    _, images, logits = bank
+    assert len(images) == VIEWS and logits.shape == (VIEWS, N, 2)
+    assert all(v.shape == (N, 32, 32, 3) and v.dtype == np.uint8 for v in images)
+    model = load_detector(teacher)
+    for k in range(VIEWS):
+        views = SeededViews(rows, build_train_transform(model.config), view=k, seed=0)
+        x = torch.stack([views[i][0] for i in range(N)])
+        with torch.no_grad():
+            assert torch.allclose(model(model_layout(x)), logits[k], atol=1e-4)
+        assert np.array_equal(to_student_pixels(x, model.config, student).numpy(), images[k])
+    assert not np.array_equal(images[0], images[1])
+
+
+def test_a_stored_bank_is_reused_and_one_for_another_teacher_or_seed_refused(bank, teacher, student, rows,
+                                                                            tmp_path, monkeypatch):
+    folder, images, logits = bank
+
+    def no_compute(*args, **kwargs):
+        raise AssertionError("the stored views should have been reused")
+
+    monkeypatch.setattr(teacher_views, "compute_view", no_compute)
+    again_images, again_logits = view_bank(str(teacher), student, rows, VIEWS, folder)
+    assert torch.equal(again_logits, logits) and np.array_equal(again_images[1], images[1])
+    other = _save(tmp_path / "other", seed=1)
+    with pytest.raises(ValueError, match="another teacher, data or seed"):
+        view_bank(str(other), student, rows, VIEWS, folder)
+    with pytest.raises(ValueError, match="another teacher, data or seed"):
+        view_bank(str(teacher), student, rows, VIEWS, folder, seed=1)
+
+
+def test_the_student_cycles_through_the_views_with_matching_soft_target_indices(bank, student, rows):
+    _, images, logits = bank
+    ds = ViewBankDataset(images, rows["label"], student)
+    flat = logits.reshape(-1, 2)
+    mean, std = torch.tensor(student.mean).view(-1, 1, 1), torch.tensor(student.std).view(-1, 1, 1)
+    seen = set()
+    for epoch in range(VIEWS):
+        ds.set_epoch(epoch)
+        x, y, j = ds[3]
+        k = (epoch + 3) % VIEWS
+        seen.add(k)
+        assert j == k * N + 3 and y == rows[3]["label"]
+        assert torch.equal(flat[j], logits[k, 3])
+        expected = (torch.from_numpy(images[k][3].copy()).permute(2, 0, 1).float() / 255 - mean) / std
+        assert torch.allclose(x, expected)
+    assert seen == set(range(VIEWS))
+    with pytest.raises(ValueError, match="views hold"):
+        ViewBankDataset(images, rows["label"][:-1], student)
+
+
+def test_training_on_a_view_bank_records_it(bank, teacher, tmp_path):
+    from train.train import main as train_main
+
+    folder, _, _ = bank
+    train_main(["--model", "resnet8", "--data", str(VAL_FILE), "--train_split", "validation",
+                "--train_subset", str(N), "--val_subset", "16", "--batch_size", "4", "--epochs", "2",
+                "--checkpointing_steps", "0", "--input_size", "32", "--num_workers", "0", "--seed", "3",
+                "--teacher", str(teacher), "--teacher_views", str(VIEWS), "--teacher_views_dir", str(folder),
+                "--output_dir", str(tmp_path / "run")])
+    best = load_detector(tmp_path / "run" / "best")
+    assert best.config.training["teacher_views"] == VIEWS
+    assert best.config.training["teacher"] == str(teacher)
