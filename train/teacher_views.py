@@ -15,6 +15,7 @@ that view is done, so an interrupted bank resumes at the next view and a stale o
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import os
@@ -31,9 +32,9 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from deepfake_space.config import DetectorConfig
-from deepfake_space.models import load_detector
+from deepfake_space.models import default_config, load_detector
 from deepfake_space.transforms import build_train_transform, denormalize, model_layout
-from train.data import TorchImageDataset
+from train.data import TorchImageDataset, load_split
 from train.teacher_logits import teacher_identity
 
 logger = logging.getLogger(__name__)
@@ -149,11 +150,6 @@ class ViewBankDataset(torch.utils.data.Dataset):
 
 def main(argv: list[str] | None = None) -> None:
     """Build a view bank ahead of training (``train.train --teacher_views`` builds missing views itself)."""
-    import argparse
-
-    from deepfake_space.models import default_config
-    from train.data import load_split
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", required=True)
     p.add_argument("--student", required=True, help="registered student architecture (sets the stored size)")
