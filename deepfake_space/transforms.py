@@ -41,6 +41,11 @@ def _to_model_input(config: DetectorConfig) -> list[v2.Transform]:
     return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(config.mean, config.std)]
 
 
+def build_input_transform(config: DetectorConfig) -> v2.Compose:
+    """uint8 image at the input size -> normalised float tensor (images already framed, e.g. stored views)."""
+    return v2.Compose(_to_model_input(config))
+
+
 def resize_size(config: DetectorConfig) -> int:
     """The shorter side an image is resized to before the centre crop (timm's crop_pct)."""
     return int(round(config.input_size / config.crop_pct))
@@ -90,13 +95,18 @@ def denormalize(x: torch.Tensor, config: DetectorConfig) -> torch.Tensor:
     return (x * std + mean).clamp(0, 1)
 
 
+def resize_batch(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize a float batch to ``size`` x ``size`` (antialiased bilinear), unchanged when already that size."""
+    if x.shape[-2:] == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
 def convert_input(x: torch.Tensor, source: DetectorConfig, target: DetectorConfig) -> torch.Tensor:
     """Re-render a batch prepared for ``source`` as ``target`` expects it (size and mean/std)."""
     if source.input_size == target.input_size and source.mean == target.mean and source.std == target.std:
         return x
-    rgb = denormalize(x, source)
-    if source.input_size != target.input_size:
-        rgb = F.interpolate(rgb, size=(target.input_size,) * 2, mode="bilinear", antialias=True, align_corners=False)
+    rgb = resize_batch(denormalize(x, source), target.input_size)
     mean = torch.tensor(target.mean, device=x.device).view(-1, 1, 1)
     std = torch.tensor(target.std, device=x.device).view(-1, 1, 1)
     return (rgb - mean) / std

@@ -12,7 +12,7 @@ import torch
 
 import train.teacher_views as teacher_views
 from deepfake_space.models import DeepfakeDetector, default_config, load_detector
-from deepfake_space.transforms import build_train_transform, model_layout
+from deepfake_space.transforms import build_input_transform, build_train_transform, denormalize, model_layout
 from train.data import load_split, subset
 from train.teacher_views import SeededViews, ViewBankDataset, seeded, to_student_pixels, view_bank
 
@@ -114,9 +114,9 @@ def test_a_stored_bank_is_reused_and_one_for_another_teacher_or_seed_refused(ban
 
 def test_the_student_cycles_through_the_views_with_matching_soft_target_indices(bank, student, rows):
     _, images, logits = bank
-    ds = ViewBankDataset(images, rows["label"], student)
+    ds = ViewBankDataset(images, rows, student)
     flat = logits.reshape(-1, 2)
-    mean, std = torch.tensor(student.mean).view(-1, 1, 1), torch.tensor(student.std).view(-1, 1, 1)
+    to_input = build_input_transform(student)  # the same normalisation as at inference
     seen = set()
     for epoch in range(VIEWS):
         ds.set_epoch(epoch)
@@ -125,11 +125,13 @@ def test_the_student_cycles_through_the_views_with_matching_soft_target_indices(
         seen.add(k)
         assert j == k * N + 3 and y == rows[3]["label"]
         assert torch.equal(flat[j], logits[k, 3])
-        expected = (torch.from_numpy(images[k][3].copy()).permute(2, 0, 1).float() / 255 - mean) / std
-        assert torch.allclose(x, expected)
+        expected = to_input(torch.from_numpy(images[k][3].copy()).permute(2, 0, 1))
+        assert torch.equal(x, expected)
+        pixels = (denormalize(x, student) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        assert np.array_equal(pixels, images[k][3])
     assert seen == set(range(VIEWS))
     with pytest.raises(ValueError, match="views hold"):
-        ViewBankDataset(images, rows["label"][:-1], student)
+        ViewBankDataset(images, rows.select(range(N - 1)), student)
 
 
 def test_training_on_a_view_bank_records_it(bank, teacher, tmp_path):

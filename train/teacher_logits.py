@@ -33,6 +33,18 @@ def teacher_identity(teacher: str, rows: Dataset) -> dict[str, str]:
     return {"teacher": str(teacher), "weights": stamp, "rows": content_fingerprint(rows), "n": str(len(rows))}
 
 
+def read_logits(path: Path, identity: dict[str, str], what: str, hint: str) -> torch.Tensor | None:
+    """The logits saved at ``path``, None when there are none; a file made for another ``identity`` (teacher,
+    rows, ...) is refused with ``hint``, never reused."""
+    if not path.exists():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        stored = f.metadata()
+        if stored != identity:
+            raise ValueError(f"{path} holds logits of another {what} ({stored}); {hint}")
+        return f.get_tensor("logits")
+
+
 @torch.no_grad()
 def compute_teacher_logits(teacher_spec: str, rows: Dataset, batch_size: int = 16,
                            num_workers: int = 1) -> torch.Tensor:
@@ -49,14 +61,10 @@ def compute_teacher_logits(teacher_spec: str, rows: Dataset, batch_size: int = 1
 def cached_teacher_logits(teacher_spec: str, rows: Dataset, path: Path, batch_size: int = 16) -> torch.Tensor:
     """Logits of shape (len(rows), 2), read from ``path`` when it matches, computed and saved otherwise."""
     identity = teacher_identity(teacher_spec, rows)
-    if path.exists():
-        with safe_open(str(path), framework="pt") as f:
-            stored = f.metadata()
-            if stored == identity:
-                logger.info("using cached teacher logits from %s", path)
-                return f.get_tensor("logits")
-        raise ValueError(f"{path} holds logits of another teacher or data ({stored}); delete it or pass "
-                         f"another --teacher_logits path")
+    stored = read_logits(path, identity, "teacher or data", "delete it or pass another --teacher_logits path")
+    if stored is not None:
+        logger.info("using cached teacher logits from %s", path)
+        return stored
     logits = compute_teacher_logits(teacher_spec, rows, batch_size)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({"logits": logits}, str(path), metadata=identity)

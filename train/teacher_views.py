@@ -20,22 +20,21 @@ import contextlib
 import logging
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from datasets import Dataset
-from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from deepfake_space.config import DetectorConfig
 from deepfake_space.models import default_config, load_detector
-from deepfake_space.transforms import build_train_transform, denormalize, model_layout
+from deepfake_space.transforms import (build_input_transform, build_train_transform, denormalize, model_layout,
+                                       resize_batch)
 from train.data import TorchImageDataset, load_split
-from train.teacher_logits import teacher_identity
+from train.teacher_logits import read_logits, teacher_identity
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +55,7 @@ def seeded(seed: int) -> Iterator[None]:
 class SeededViews(TorchImageDataset):
     """Row i of view k is always the same augmented image: its seed is a function of (seed, k, i) only."""
 
-    def __init__(self, ds: Dataset, transform, view: int, seed: int) -> None:
+    def __init__(self, ds: Dataset, transform: Callable, view: int, seed: int) -> None:
         super().__init__(ds, transform)
         self.view, self.seed = view, seed
 
@@ -67,10 +66,7 @@ class SeededViews(TorchImageDataset):
 
 def to_student_pixels(x: torch.Tensor, teacher: DetectorConfig, student: DetectorConfig) -> torch.Tensor:
     """A batch prepared for the teacher -> (B, S, S, 3) uint8 at the student's input size."""
-    rgb = denormalize(x, teacher)
-    if teacher.input_size != student.input_size:
-        rgb = F.interpolate(rgb, size=(student.input_size,) * 2, mode="bilinear", antialias=True,
-                            align_corners=False)
+    rgb = resize_batch(denormalize(x, teacher), student.input_size)
     return (rgb * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
 
@@ -103,49 +99,46 @@ def view_bank(teacher_spec: str, student: DetectorConfig, rows: Dataset, views: 
     for k in range(views):
         identity = _identity(teacher_spec, student, rows, k, seed)
         stem = folder / f"view{k}"
-        if stem.with_suffix(".safetensors").exists():
-            with safe_open(str(stem.with_suffix(".safetensors")), framework="pt") as f:
-                if f.metadata() != identity:
-                    raise ValueError(f"{stem}.safetensors holds another teacher, data or seed ({f.metadata()}); "
-                                     f"delete {folder} or pass another --teacher_views_dir")
-                logits.append(f.get_tensor("logits"))
+        logits_path = stem.with_suffix(".safetensors")
+        view_logits = read_logits(logits_path, identity, "teacher, data or seed",
+                                  f"delete {folder} or pass another --teacher_views_dir")
+        if view_logits is not None:
             logger.info("using teacher view %d from %s", k, folder)
         else:
             pixels, view_logits = compute_view(teacher_spec, student, rows, k, seed, batch_size)
             partial = stem.with_suffix(f".{os.getpid()}.partial.npy")
             np.save(partial, pixels)
             partial.rename(stem.with_suffix(".npy"))
-            save_file({"logits": view_logits}, str(stem.with_suffix(".safetensors")), metadata=identity)
-            logits.append(view_logits)
+            save_file({"logits": view_logits}, str(logits_path), metadata=identity)
             logger.info("saved teacher view %d of %d rows to %s", k, len(rows), folder)
+        logits.append(view_logits)
         images.append(np.load(stem.with_suffix(".npy"), mmap_mode="r"))
     return images, torch.stack(logits)
 
 
 class ViewBankDataset(torch.utils.data.Dataset):
-    """Training rows as fixed teacher views: epoch e gives row i's view (e + i) mod K, normalised for the
-    student, and the flat index k * N + i of its soft targets in ``logits.reshape(-1, 2)``.
+    """Training rows as fixed teacher views: epoch e gives row i's view (e + i) mod K, prepared by the student's
+    own input transform, and the flat index k * N + i of its soft targets in ``logits.reshape(-1, 2)``.
 
     The training loop's call to ``set_epoch`` picks the views, so loader workers must not be persistent."""
 
-    def __init__(self, images: list[np.ndarray], labels: list[int], config: DetectorConfig) -> None:
-        if any(len(v) != len(labels) for v in images):
-            raise ValueError(f"views hold {[len(v) for v in images]} images for {len(labels)} rows")
-        self.images, self.labels = images, [int(v) for v in labels]
-        self.mean = torch.tensor(config.mean).view(-1, 1, 1)
-        self.std = torch.tensor(config.std).view(-1, 1, 1)
+    def __init__(self, images: list[np.ndarray], rows: Dataset, config: DetectorConfig) -> None:
+        if any(len(v) != len(rows) for v in images):
+            raise ValueError(f"views hold {[len(v) for v in images]} images for {len(rows)} rows")
+        to_input = build_input_transform(config)
+        self.views = [TorchImageDataset(rows, to_input, view) for view in images]
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self.labels)
+        return len(self.views[0])
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
-        k = (self.epoch + i) % len(self.images)
-        pixels = torch.from_numpy(np.array(self.images[k][i])).permute(2, 0, 1).float() / 255
-        return (pixels - self.mean) / self.std, self.labels[i], k * len(self.labels) + i
+        k = (self.epoch + i) % len(self.views)
+        x, label, _ = self.views[k][i]
+        return x, label, k * len(self) + i
 
 
 def main(argv: list[str] | None = None) -> None:

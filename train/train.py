@@ -96,7 +96,7 @@ def training_source(args: argparse.Namespace, config: DetectorConfig, train_rows
         if not args.teacher:
             raise ValueError("--teacher_views needs --teacher")
         images, logits = view_bank(args.teacher, config, train_rows, args.teacher_views, Path(args.teacher_views_dir))
-        return ViewBankDataset(images, train_rows["label"], config), None, logits.reshape(-1, logits.shape[-1])
+        return ViewBankDataset(images, train_rows, config), None, logits.reshape(-1, logits.shape[-1])
     train_images = None
     if args.decode_cache:
         train_images = decoded_images(train_rows, round(resize_size(config) * TRAIN_DECODE_MARGIN),
