@@ -315,13 +315,15 @@ def test_card_of_a_chain_of_warm_restarts_lists_every_cycle_and_command(tmp_path
     second = first.replace("runs/first", "runs/second") + " --init runs/first/best"
     third = STUDENT_TRAINING["command"] + " --init runs/second/best --teacher_views 2"
     training = STUDENT_TRAINING | {
-        "command": third, "teacher_views": 2,
+        "command": third, "teacher_views": 2, "teacher_weights": "2222222222222222",
         "warm_start": {"from": "runs/second/best", "epoch": 20, "val_auc": 0.901, "command": second,
+                       "teacher_weights": "1111111111111111",
                        "warm_start": {"from": "runs/first/best", "epoch": 27, "val_auc": 0.878, "command": first}}}
     _save_model(tmp_path / "kd", seed=1, training=training)
     text = render_model_card(tmp_path / "kd").text
-    assert "| 1 | its command's `--init` | 27 | 0.878 |" in text
-    assert "| 2 | `runs/first/best` | 20 | 0.901 |" in text
-    assert f"| 3 | `runs/second/best` | {training['epoch']} | {training['val_auc']} |" in text
+    assert "| 1 | its command's `--init` | not recorded | 27 | 0.878 |" in text
+    assert "| 2 | `runs/first/best` | `1111111111111111` | 20 | 0.901 |" in text
+    assert f"| 3 | `runs/second/best` | `2222222222222222` | {training['epoch']} | {training['val_auc']} |" in text
+    assert "`models/teacher` (weights\nBLAKE2b-64 `2222222222222222`)" in text
     assert text.index(first) < text.index(second) < text.index(third)
     assert "trained on 2 fixed\naugmented views" in text

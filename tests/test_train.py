@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from deepfake_space.models import DeepfakeDetector, load_detector
+from train.teacher_logits import weights_stamp
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "dfdc_faces"
@@ -159,7 +160,8 @@ def test_teacher_logits_are_cached_reused_and_refused_for_another_teacher(tmp_pa
     assert "using cached teacher logits" in second.stderr
     assert cache.stat().st_mtime_ns == stamp
     assert (tmp_path / "run2" / "best" / "model.safetensors").is_file()
-    assert load_detector(tmp_path / "run2" / "best").config.training["teacher"] == str(teacher)
+    record = load_detector(tmp_path / "run2" / "best").config.training
+    assert record["teacher"] == str(teacher) and record["teacher_weights"] == weights_stamp(str(teacher))
 
     other = tmp_path / "other_teacher"
     torch.manual_seed(1)

@@ -26,11 +26,17 @@ from train.data import TorchImageDataset, content_fingerprint
 logger = logging.getLogger(__name__)
 
 
+def weights_stamp(teacher: str) -> str:
+    """The teacher's weights by content (64-bit BLAKE2b of a folder's model.safetensors), so a record or cache
+    still names the right teacher after ``models/teacher`` is replaced; a Hub spec stands for itself."""
+    weights = Path(teacher) / "model.safetensors"
+    return hashlib.blake2b(weights.read_bytes(), digest_size=8).hexdigest() if weights.exists() else teacher
+
+
 def teacher_identity(teacher: str, rows: Dataset) -> dict[str, str]:
     """What the logits depend on, by content: a clone or a copy of the same teacher and data still matches."""
-    weights = Path(teacher) / "model.safetensors"
-    stamp = hashlib.blake2b(weights.read_bytes(), digest_size=8).hexdigest() if weights.exists() else teacher
-    return {"teacher": str(teacher), "weights": stamp, "rows": content_fingerprint(rows), "n": str(len(rows))}
+    return {"teacher": str(teacher), "weights": weights_stamp(teacher), "rows": content_fingerprint(rows),
+            "n": str(len(rows))}
 
 
 def read_logits(path: Path, identity: dict[str, str], what: str, hint: str) -> torch.Tensor | None:

@@ -41,7 +41,7 @@ from train.data import TorchImageDataset, load_split, subset
 from train.decoded import decoded_images
 from train.distillation import DistillationLoss
 from train.metrics import pick_threshold
-from train.teacher_logits import cached_teacher_logits
+from train.teacher_logits import cached_teacher_logits, weights_stamp
 from train.teacher_views import ViewBankDataset, view_bank
 
 logger = logging.getLogger("train")
@@ -304,7 +304,8 @@ def save_release(model: DeepfakeDetector, folder: Path, y_val: np.ndarray, p_val
     model.config.training = {
         "command": recipe_command(sys.argv[1:]),
         "data": str(args.data), "epoch": epoch, "val_auc": round(auc, 5),
-        "teacher": args.teacher, "kd": args.kd if args.teacher else None,
+        "teacher": args.teacher, "teacher_weights": weights_stamp(args.teacher) if args.teacher else None,
+        "kd": args.kd if args.teacher else None,
         "teacher_views": args.teacher_views or None,
         "alpha": args.alpha if args.teacher else None, "temperature": args.temperature if args.teacher else None,
     }
