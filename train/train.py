@@ -177,6 +177,8 @@ def training_function(args: argparse.Namespace) -> float:
         with accelerator.main_process_first():
             val_images = decoded_images(val_rows, resize_size(config), config.interpolation, Path(args.decode_cache))
     val_ds = TorchImageDataset(val_rows, build_eval_transform(config), val_images)
+    # the teacher's weights by content, read before they are used, so the record names what this run distilled
+    teacher_weights = weights_stamp(args.teacher) if args.teacher else None
     with accelerator.main_process_first():
         train_ds, teacher, teacher_logits = training_source(args, config, train_rows, accelerator.device)
     # a view bank picks each epoch's views in set_epoch, which persistent workers would not see
@@ -272,7 +274,7 @@ def training_function(args: argparse.Namespace) -> float:
             append_csv(out / "summary.csv", row)
             if improved:
                 save_release(accelerator.unwrap_model(model), out / "best", y_val, p_val, args, epoch, auc,
-                             init_record)
+                             init_record, teacher_weights)
         accelerator.wait_for_everyone()
         accelerator.save_state()
         if args.max_steps and state.step >= args.max_steps:
@@ -297,14 +299,15 @@ def recipe_command(argv: list[str]) -> str:
 
 
 def save_release(model: DeepfakeDetector, folder: Path, y_val: np.ndarray, p_val: np.ndarray,
-                 args: argparse.Namespace, epoch: int, auc: float, init_record: dict | None = None) -> None:
+                 args: argparse.Namespace, epoch: int, auc: float, init_record: dict | None = None,
+                 teacher_weights: str | None = None) -> None:
     """Save in Hub layout with the threshold picked on validation and the recipe that made it (with the
-    record of the run it warm-started from, if any)."""
+    record of the run it warm-started from, if any, and the teacher's weights stamp)."""
     model.config.threshold = pick_threshold(y_val, p_val)
     model.config.training = {
         "command": recipe_command(sys.argv[1:]),
         "data": str(args.data), "epoch": epoch, "val_auc": round(auc, 5),
-        "teacher": args.teacher, "teacher_weights": weights_stamp(args.teacher) if args.teacher else None,
+        "teacher": args.teacher, "teacher_weights": teacher_weights,
         "kd": args.kd if args.teacher else None,
         "teacher_views": args.teacher_views or None,
         "alpha": args.alpha if args.teacher else None, "temperature": args.temperature if args.teacher else None,
