@@ -62,9 +62,9 @@ TEACHER := --model efficientnet_lite0 --freeze conv_stem,bn1,blocks.0,blocks.1,b
 	--warmup_steps 100 --checkpointing_steps 100
 RELEASE := $(PY) -m train.release --data $(DATA)
 # $(call pair,SCRATCH_ARGS,KD_ARGS): one cycle of a scratch and a KD-KL run, side by side on one thread each
-pair = OMP_NUM_THREADS=1 $(LAUNCH) $(STUDENT) --patience 8 --num_workers 0 $(1) & scratch=$$!; \
-	OMP_NUM_THREADS=1 $(LAUNCH) $(STUDENT) --patience 8 --num_workers 0 $(2) --kd kl --temperature 4 & \
-	kd=$$!; wait $$scratch && wait $$kd
+CYCLE_RUN := OMP_NUM_THREADS=1 $(LAUNCH) $(STUDENT) --patience 8 --num_workers 0
+pair = $(CYCLE_RUN) $(1) & scratch=$$!; $(CYCLE_RUN) $(2) --kd kl --temperature 4 & kd=$$!; \
+	wait $$scratch && wait $$kd
 CYCLE1 := --epochs 28 --output_dir runs/student28
 CYCLE2 := --epochs 28 --output_dir runs/student56
 CYCLE3 := --epochs 14 --output_dir runs/student70
