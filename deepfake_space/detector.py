@@ -58,10 +58,10 @@ class LoadedModel:
 
 
 def load_models(specs: dict[str, str], device: torch.device) -> list[LoadedModel]:
-    """Load each ``name -> folder or org/name@rev``; channels-last; fp16 on CUDA."""
+    """Load each ``name -> folder or org/name@rev``; BatchNorms folded; channels-last; fp16 on CUDA."""
     loaded = []
     for name, spec in specs.items():
-        model = load_detector(spec, device).to(memory_format=torch.channels_last)
+        model = load_detector(spec, device).fold_batchnorm().to(memory_format=torch.channels_last)
         if device.type == "cuda":
             model = model.half()
         size = (resolve_model_dir(spec) / "model.safetensors").stat().st_size / 2**20

@@ -15,6 +15,7 @@ from PIL import Image
 from deepfake_space.config import INCEPTION_MEAN, INCEPTION_STD, DetectorConfig
 from deepfake_space.errors import ModelLoadError
 from deepfake_space.models import DeepfakeDetector, default_config, list_models, load_detector, load_init_weights
+from deepfake_space.models.fusion import folded_copy
 from deepfake_space.models.summary import count_macs, count_params
 
 torch.set_num_threads(1)
@@ -87,6 +88,60 @@ def test_forward_backward_and_round_trip(arch, tmp_path):
     assert not loaded.training
     with torch.no_grad():
         assert torch.equal(loaded(x), before)
+
+
+def _trained_norms(model: DeepfakeDetector) -> DeepfakeDetector:
+    """Give every BatchNorm statistics and an affine map away from the identity, as training would."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            if m.affine:
+                torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+                torch.nn.init.uniform_(m.bias, -0.5, 0.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("arch", sorted(SMALL))
+def test_folding_batchnorm_keeps_outputs_params_and_cam_layer(arch):
+    torch.manual_seed(0)
+    model = _trained_norms(DeepfakeDetector.create(arch, **SMALL[arch]))
+    x = _input(model.config)
+    with torch.no_grad():
+        before = model(x)
+    params = model.num_params()
+    norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    model.fold_batchnorm()
+    with torch.no_grad():
+        after = model(x)
+    torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
+    assert model.num_params() == params
+    left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    if arch.startswith(("resnet8", "efficientnet", "mobilenet")):  # the CNNs: every norm folds, Grad-CAM's layer stays
+        assert norms > 0 and left == 0, f"{left} of {norms} BatchNorms left"
+        assert isinstance(model.cam_target_layer, torch.nn.Module)
+
+
+class _NormBeforeConv(torch.nn.Module):
+    """Registers its conv before its norm but applies the norm first: folding by registration order is wrong."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.bn(x))
+
+
+def test_folding_that_would_change_the_output_is_refused(caplog):
+    net = _NormBeforeConv()
+    net.bn.running_mean.fill_(1.0)
+    net.bn.running_var.fill_(4.0)
+    with caplog.at_level("WARNING", logger="deepfake_space.models.fusion"):
+        kept = folded_copy(net, torch.randn(1, 4, 8, 8))
+    assert kept is net and isinstance(net.bn, torch.nn.BatchNorm2d)
+    assert "keeping the unfolded model" in caplog.text
 
 
 def test_cam_target_layers_exist():

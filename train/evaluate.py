@@ -127,7 +127,7 @@ def evaluate(model: str, data: str, split: str = VALIDATION_SPLIT, out: str | Pa
     if pick_threshold_on_split and not Path(model).expanduser().is_dir():
         raise ModelLoadError(f"--pick-threshold writes config.json of a local model folder; {model!r} is not one")
     folder = resolve_model_dir(model)
-    detector = load_detector(folder)
+    detector = load_detector(folder).fold_batchnorm()  # as the app serves it
     config = detector.config
 
     rows = load_split(data, split, group_column=group_by)

@@ -14,6 +14,7 @@ import torch.nn as nn
 from huggingface_hub import PyTorchModelHubMixin
 
 from deepfake_space.config import DetectorConfig
+from deepfake_space.models.fusion import folded_copy
 from deepfake_space.models.registry import build_network, default_config
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class DeepfakeDetector(
         super().__init__()
         self.config = config
         self.net = build_network(config)
+        self._num_params = sum(p.numel() for p in self.parameters())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -55,7 +57,18 @@ class DeepfakeDetector(
         return self.net.get_submodule(self.config.cam_target_layer)
 
     def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        """Parameters of the architecture as trained and released (folding BatchNorms for inference changes the
+        count in memory, not what the checkpoint holds)."""
+        return self._num_params
+
+    def fold_batchnorm(self) -> "DeepfakeDetector":
+        """For inference only: fold each BatchNorm into the convolution before it (``models.fusion``), checked
+        on a random input of this model's shape."""
+        size = self.config.input_size
+        shape = (1, 3, size, size) if self.config.num_frames == 1 else (1, self.config.num_frames, 3, size, size)
+        param = next(self.net.parameters())
+        self.net = folded_copy(self.net, torch.randn(shape, device=param.device, dtype=param.dtype))
+        return self
 
     @classmethod
     def create(cls, arch: str, **overrides) -> "DeepfakeDetector":
