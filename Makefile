@@ -44,10 +44,10 @@ test: install-dev
 bench: install
 	$(PY) -m deepfake_space bench
 
-# Reproduce the released models from scratch on ../shared (2 CPU cores: about ten hours; see README). KL and
+# Reproduce the released models from scratch on ../shared (2 CPU cores: about eleven hours; see README). KL and
 # MSE distillation were compared on the 14-epoch schedule (KL won on validation AUC); the released student-kd
-# and its control student-scratch then trained five cosine cycles (28, 28, 14, 14 and 14 epochs), each a warm restart
-# from the previous cycle's best weights (--init), each pair side by side on one thread per run. From the third
+# and its control student-scratch then trained five cosine cycles (28, 28, 14, 14 and 14 epochs), each a warm
+# restart from the previous cycle's best weights (--init), each pair side by side on one thread per run. From the third
 # cycle on the KD run trains on a bank of 2 fixed augmented views per crop with the teacher's logits on each view
 # (train.teacher_views; the run builds the bank first, about 25 min per view on one thread). Before the fourth
 # cycle the teacher trains one more epoch (a warm restart at half the learning rate, about 35 min) and replaces
@@ -80,13 +80,16 @@ models: install
 	$(call pair,--init runs/student28-scratch/best $(CYCLE2)-scratch,\
 		$(KD) --init runs/student28-kd-kl/best $(CYCLE2)-kd-kl)
 	$(call pair,--init runs/student56-scratch/best $(CYCLE3)-scratch,\
-		$(KD_VIEWS) --teacher_views 2 --teacher_views_dir cache/teacher_views --init runs/student56-kd-kl/best $(CYCLE3)-kd-views)
+		$(KD_VIEWS) --teacher_views 2 --teacher_views_dir cache/teacher_views \
+		--init runs/student56-kd-kl/best $(CYCLE3)-kd-views)
 	$(LAUNCH) $(TEACHER) --init models/teacher --epochs 1 --lr 3e-4 --output_dir runs/teacher-cycle2
 	$(RELEASE) --run runs/teacher-cycle2 --name teacher
 	$(call pair,--init runs/student70-scratch/best $(CYCLE4)-scratch,\
-		$(KD_VIEWS) --teacher_views 2 --teacher_views_dir cache/teacher2_views --init runs/student70-kd-views/best $(CYCLE4)-kd-views)
+		$(KD_VIEWS) --teacher_views 2 --teacher_views_dir cache/teacher2_views \
+		--init runs/student70-kd-views/best $(CYCLE4)-kd-views)
 	$(call pair,--init runs/student84-scratch/best $(CYCLE5)-scratch,\
-		$(KD_VIEWS) --teacher_views 4 --teacher_views_dir cache/teacher2_views --init runs/student84-kd-views/best $(CYCLE5)-kd-views)
+		$(KD_VIEWS) --teacher_views 4 --teacher_views_dir cache/teacher2_views \
+		--init runs/student84-kd-views/best $(CYCLE5)-kd-views)
 	$(RELEASE) --run runs/student98-scratch --name student-scratch
 	$(RELEASE) --run runs/student98-kd-views --name student-kd --base-model deepfake-space/teacher
 	$(RELEASE) --run runs/student-kd-mse --name student-kd-mse --base-model deepfake-space/teacher

@@ -52,6 +52,13 @@ class DetectorConfig:
             return "uncertain"
         return self.labels[1] if p_fake > self.threshold else self.labels[0]
 
+    def input_shape(self, batch_size: int = 1) -> tuple[int, ...]:
+        """The model input for one image, or one clip of ``num_frames`` frames for a temporal model."""
+        size = (3, self.input_size, self.input_size)
+        if self.num_frames > 1:
+            return (batch_size, self.num_frames, *size)
+        return (batch_size, *size)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

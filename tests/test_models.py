@@ -45,9 +45,7 @@ SMALL: dict[str, dict] = {
 
 def _input(config: DetectorConfig, batch: int = 2, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    size = (3, config.input_size, config.input_size)
-    shape = (batch, config.num_frames, *size) if config.num_frames > 1 else (batch, *size)
-    return torch.randn(shape, generator=g)
+    return torch.randn(config.input_shape(batch), generator=g)
 
 
 def _json(config: DetectorConfig) -> dict:

@@ -64,10 +64,9 @@ class DeepfakeDetector(
     def fold_batchnorm(self) -> "DeepfakeDetector":
         """For inference only: fold each BatchNorm into the convolution before it (``models.fusion``), checked
         on a random input of this model's shape."""
-        size = self.config.input_size
-        shape = (1, 3, size, size) if self.config.num_frames == 1 else (1, self.config.num_frames, 3, size, size)
         param = next(self.net.parameters())
-        self.net = folded_copy(self.net, torch.randn(shape, device=param.device, dtype=param.dtype))
+        probe = torch.randn(self.config.input_shape(), device=param.device, dtype=param.dtype)
+        self.net = folded_copy(self.net, probe)
         return self
 
     @classmethod

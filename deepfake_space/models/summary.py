@@ -40,14 +40,6 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     return total
 
 
-def input_shape(config: DetectorConfig, batch_size: int = 1) -> tuple[int, ...]:
-    """The model input for one image, or one clip of ``num_frames`` frames for a temporal model."""
-    size = (3, config.input_size, config.input_size)
-    if config.num_frames > 1:
-        return (batch_size, config.num_frames, *size)
-    return (batch_size, *size)
-
-
 @torch.no_grad()
 def count_macs(model: nn.Module, config: DetectorConfig) -> int:
     """Multiply-accumulates of one forward pass on a batch of 1 at ``config.input_size``.
@@ -56,7 +48,7 @@ def count_macs(model: nn.Module, config: DetectorConfig) -> int:
     """
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    x = torch.zeros(input_shape(config), device=device)
+    x = torch.zeros(config.input_shape(), device=device)
     was_training = model.training
     model.eval()
     try:
@@ -86,7 +78,7 @@ def summarise(archs: list[str] | None = None) -> list[dict]:
     rows = []
     for arch in archs or list_models():
         model, config = build_for_counting(arch)
-        rows.append({"arch": arch, "input": "x".join(str(s) for s in input_shape(config)[1:]),
+        rows.append({"arch": arch, "input": "x".join(str(s) for s in config.input_shape()[1:]),
                      "params": count_params(model), "macs": count_macs(model, config)})
         del model
     ref = next((r for r in rows if r["arch"] == REFERENCE), None)
