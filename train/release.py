@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import shutil
 from pathlib import Path
@@ -41,7 +42,8 @@ def release(run: Path, name: str, data: str, base_model: str | None = None, thre
                                                          "--out", f"{rel}/metrics.json"])
     # One crop per video in the DFDC crops, so video-level numbers would repeat the image-level ones
     # (grouping by ``original`` would merge each real video with its fakes).
-    evaluate(str(folder), data, out=folder / "metrics.json", command=command)
+    # relpath: metrics.json names the folder as the quoted command does, not by this machine's absolute path
+    evaluate(os.path.relpath(folder), data, out=folder / "metrics.json", command=command)
     write_model_card(folder, base_model=base_model)
     return folder
 
