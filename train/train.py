@@ -95,7 +95,8 @@ def training_source(args: argparse.Namespace, config: DetectorConfig, train_rows
     if args.teacher_views:
         if not args.teacher:
             raise ValueError("--teacher_views needs --teacher")
-        images, logits = view_bank(args.teacher, config, train_rows, args.teacher_views, Path(args.teacher_views_dir))
+        images, logits = view_bank(args.teacher, config, train_rows, args.teacher_views, Path(args.teacher_views_dir),
+                                   seed=args.teacher_views_seed)
         return ViewBankDataset(images, train_rows, config), None, logits.reshape(-1, logits.shape[-1])
     train_images = None
     if args.decode_cache:
@@ -310,6 +311,7 @@ def save_release(model: DeepfakeDetector, folder: Path, y_val: np.ndarray, p_val
         "teacher": args.teacher, "teacher_weights": teacher_weights,
         "kd": args.kd if args.teacher else None,
         "teacher_views": args.teacher_views or None,
+        "teacher_views_seed": args.teacher_views_seed if args.teacher_views else None,
         "alpha": args.alpha if args.teacher else None, "temperature": args.temperature if args.teacher else None,
     }
     if init_record is not None:
@@ -344,6 +346,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="distil on this many fixed augmented views per row, each with the teacher's logits on it "
                         "(train.teacher_views), instead of fresh augmentations")
     p.add_argument("--teacher_views_dir", default="cache/teacher_views", help="folder of the view bank")
+    p.add_argument("--teacher_views_seed", type=int, default=0,
+                   help="seed of the view bank's augmentations: another seed draws views the student has not seen")
     p.add_argument("--kd", choices=["kl", "mse"], default="kl")
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term")
     p.add_argument("--temperature", type=float, default=4.0)
