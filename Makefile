@@ -65,7 +65,8 @@ TEACHER := --model efficientnet_lite0 --freeze conv_stem,bn1,blocks.0,blocks.1,b
 	--warmup_steps 100 --checkpointing_steps 100
 RELEASE := $(PY) -m train.release --data $(DATA)
 # $(call pair,SCRATCH_ARGS,KD_ARGS): one cycle of a scratch and a KD-KL run, side by side on one thread each
-CYCLE_RUN := OMP_NUM_THREADS=1 $(LAUNCH) $(STUDENT) --patience 8 --num_workers 0
+STUDENT_CYCLE := $(LAUNCH) $(STUDENT) --patience 8 --num_workers 0
+CYCLE_RUN := OMP_NUM_THREADS=1 $(STUDENT_CYCLE)
 pair = $(CYCLE_RUN) $(1) & scratch=$$!; $(CYCLE_RUN) $(2) --kd kl --temperature 4 & kd=$$!; \
 	wait $$scratch && wait $$kd
 CYCLE1 := --epochs 28 --output_dir runs/student28
@@ -74,6 +75,7 @@ CYCLE3 := --epochs 14 --output_dir runs/student70
 CYCLE4 := --epochs 14 --output_dir runs/student84
 CYCLE5 := --epochs 14 --output_dir runs/student98
 CYCLE6 := --epochs 14 --output_dir runs/student112
+CYCLE7 := --epochs 14 --output_dir runs/student126
 models: install
 	$(LAUNCH) $(TEACHER) --init ../shared/weights/imagenet/efficientnet-lite0-57934424.pth --epochs 2 --lr 6e-4 \
 		--output_dir runs/teacher
@@ -96,9 +98,9 @@ models: install
 	$(call pair,--seed 7 --init runs/student98-scratch/best $(CYCLE6)-scratch,\
 		$(KD_VIEWS) --teacher_views 8 --teacher_views_dir cache/teacher2_views \
 		--init runs/student98-kd-views/best $(CYCLE6)-kd-views)
-	OMP_NUM_THREADS=2 $(LAUNCH) $(STUDENT) --patience 8 --num_workers 0 $(KD_VIEWS) --kd kl --temperature 4 \
+	OMP_NUM_THREADS=2 $(STUDENT_CYCLE) $(KD_VIEWS) --kd kl --temperature 4 \
 		--teacher_views 8 --teacher_views_dir cache/teacher2_views_seed1000 --teacher_views_seed 1000 \
-		--init runs/student112-kd-views/best --epochs 14 --output_dir runs/student126-kd-views
+		--init runs/student112-kd-views/best $(CYCLE7)-kd-views
 	$(RELEASE) --run runs/student112-scratch --name student-scratch
 	$(RELEASE) --run runs/student126-kd-views --name student-kd --base-model deepfake-space/teacher
 	$(RELEASE) --run runs/student-kd-mse --name student-kd-mse --base-model deepfake-space/teacher
