@@ -15,6 +15,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from deepfake_space.card_tables import cross_domain_markdown, robustness_markdown
 from deepfake_space.config import DetectorConfig
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,8 @@ DATASET_ID = "dfdc_faces"
 DATASET_NAME = "DFDC face crops"
 LICENSE_NAME = "dfdc-research-only"
 METRICS_FILE = "metrics.json"
+CROSS_DOMAIN_FILE = "cross_domain.json"
+ROBUSTNESS_FILE = "robustness.json"
 TRAINING_LOG_FILE = "summary.csv"
 EVAL_REQUIRED_KEYS = ("split", "n", "threshold", "metrics", "command")
 
@@ -50,6 +53,11 @@ def _read_evaluation(folder: Path) -> dict[str, Any] | None:
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)}: re-run the evaluation command")
     return evaluation
+
+
+def _read_json(folder: Path, name: str) -> dict[str, Any] | None:
+    path = folder / name
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _read_training_log(folder: Path) -> dict[str, Any] | None:
@@ -82,6 +90,12 @@ def _metric_rows(metrics: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
 def _threshold_source(training: dict[str, Any]) -> str | None:
     """Where the shipped threshold came from: train.evaluate --pick-threshold, train.train, or nowhere."""
     picked = training.get("threshold_picked_on")
+    if picked and "max_false_fake" in picked:
+        capped = (f", then raised until at most {100 * picked['max_false_fake']:.0f} % of {picked['n_photos']} real "
+                  f"photos ({picked['photos']}) are called fake" if picked["moved_by_cap"] else
+                  f"; it already called at most {100 * picked['max_false_fake']:.0f} % of {picked['n_photos']} real "
+                  f"photos ({picked['photos']}) fake")
+        return f"maximised macro-F1 on the {picked['split']} split ({picked['n']:,} crops){capped}"
     if picked:
         return f"maximised macro-F1 on the {picked['split']} split ({picked['n']:,} crops of `{picked['data']}`)"
     if "command" in training:
@@ -127,6 +141,17 @@ def _earlier_cycles(training: dict[str, Any]) -> list[dict[str, Any]]:
     return chain[::-1]
 
 
+def _cross_domain(folder: Path) -> tuple[str | None, str | None]:
+    """cross_domain.json as Markdown, and the command that measured it."""
+    report = _read_json(folder, CROSS_DOMAIN_FILE)
+    return (cross_domain_markdown(report), report.get("command")) if report is not None else (None, None)
+
+
+def _robustness(folder: Path) -> dict[str, Any] | None:
+    result = _read_json(folder, ROBUSTNESS_FILE)
+    return {**result, "table": robustness_markdown(result)} if result is not None else None
+
+
 def render_model_card(
     folder: Path,
     *,
@@ -160,6 +185,7 @@ def render_model_card(
         logger.warning("%s: metrics.json was measured at threshold %s but config.json ships %s: re-evaluate",
                        folder, evaluation["threshold"], config.threshold)
     model_id = repo_id or folder.name
+    cross_domain, cross_domain_command = _cross_domain(folder)
 
     tags = ["deepfake-detection", "dfdc", "image-classification", "pytorch", config.arch]
     if is_student:
@@ -194,6 +220,9 @@ def render_model_card(
         "evaluation": evaluation,
         "metrics": _metric_rows(evaluation["metrics"]) if evaluation else [],
         "video_metrics": _metric_rows(evaluation.get("video_metrics", {})) if evaluation else [],
+        "cross_domain": cross_domain,
+        "cross_domain_command": cross_domain_command,
+        "robustness": _robustness(folder),
         "space_url": None,
         "notes": None,
         **(extra or {}),

@@ -2,8 +2,10 @@
 
 Stages are timed separately (decode, detect, and per model preprocess / forward / Grad-CAM, with
 CUDA synchronised), every face of every sampled frame goes through each model in one batch, and the
-video score is the mean over frames of the max over faces (SBI's rule). A file with no face gets
-no verdict, and any failure becomes a report with status "error" and a message.
+file is scored per person: each face track's mean P(fake), and the file's score is that of the most
+suspicious track seen in at least ``MIN_TRACK_FRAMES`` sampled frames (a face glimpsed once, or a
+detector's one-frame mistake, cannot decide a video on its own). A file with no face gets no verdict,
+and any failure becomes a report with status "error" and a message.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from deepfake_space.transforms import build_eval_transform, model_layout
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 32
+MIN_TRACK_FRAMES = 3
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -202,7 +205,7 @@ class Detector:
 
     @staticmethod
     def _aggregate(out: ModelReport, report: Report, flat: list[tuple[int, Face]], probs: np.ndarray, cfg) -> None:
-        """Per face -> per frame (max over faces) -> per person (mean over its frames) -> file (mean of frames)."""
+        """Per face -> per person (mean over its frames) -> file (the most suspicious person seen long enough)."""
         per_frame: dict[int, float] = {}
         per_track: dict[int, list[float]] = {}
         for (fi, face), p, face_report in zip(flat, probs, (fr for f in report.frames for fr in f.faces)):
@@ -213,5 +216,14 @@ class Detector:
         out.faces_batched = len(flat)
         out.frame_p_fake = [round(per_frame[i], 5) if i in per_frame else None for i in range(len(report.frames))]
         out.track_p_fake = {str(t): round(float(np.mean(ps)), 5) for t, ps in per_track.items()}
-        out.p_fake = round(float(np.mean(list(per_frame.values()))), 5)
+        out.track_frames = {str(t): len(ps) for t, ps in per_track.items()}
+        out.suspect_track = file_track(per_track)
+        out.p_fake = out.track_p_fake[str(out.suspect_track)]
         out.verdict = cfg.verdict(out.p_fake)
+
+
+def file_track(per_track: dict[int, list[float]], min_frames: int = MIN_TRACK_FRAMES) -> int:
+    """The track that decides the file: the highest mean P(fake) among the tracks seen in at least
+    ``min_frames`` frames (or in as many as the longest track, when no track lasts that long)."""
+    needed = min(min_frames, max(len(ps) for ps in per_track.values()))
+    return max((t for t, ps in per_track.items() if len(ps) >= needed), key=lambda t: float(np.mean(per_track[t])))

@@ -3,6 +3,10 @@
 The detectors differ in recall and speed: MediaPipe's BlazeFace is fast and confident on frontal
 faces, dlib's HOG detector catches smaller faces, and the Haar cascade is the always-available last
 resort. The cascade stops at the first one that finds a face, so the usual case costs one detector.
+
+A MediaPipe or Haar hit is only a face once a second detector agrees: dlib's HOG detector, run on the
+region around the hit re-framed so the face is about 80 px wide. BlazeFace gives random noise a 0.5-score
+"face" and Haar fires on textures; an unconfirmed hit is dropped, so they get no verdict.
 """
 
 from __future__ import annotations
@@ -137,6 +141,29 @@ class _Dlib:
         return None
 
 
+class _Confirmer:
+    """A second opinion on a face box: dlib's HOG detector on the region around it, re-framed to a fixed
+    scale (the face ``FACE_PX`` wide with ``CONTEXT`` times its size around it) so it costs the same for any
+    face size. Its SVM margin may be as low as ``MARGIN`` (dlib's own default is 0): a real face that
+    BlazeFace found passes easily; what is not a face gives dlib nothing at any margin near 0."""
+
+    FACE_PX = 80
+    CONTEXT = 1.8
+    MARGIN = -0.5
+
+    def __init__(self) -> None:
+        import dlib
+
+        self._detector = dlib.get_frontal_face_detector()
+
+    def __call__(self, rgb: np.ndarray, box: Box) -> bool:
+        size = round(self.FACE_PX * self.CONTEXT)
+        region = crop_face(rgb, box, self.CONTEXT - 1)
+        region = cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA if region.shape[0] > size
+                            else cv2.INTER_LINEAR)
+        return any(len(self._detector.run(region, upsample, self.MARGIN)[0]) for upsample in (0, 1))
+
+
 class _Haar:
     """OpenCV's Viola-Jones frontal cascade. It gives no confidence, so every face scores 1.0."""
 
@@ -161,17 +188,23 @@ class FaceDetector:
     """Cascade mediapipe -> dlib -> OpenCV Haar: stops at the first detector that finds a face.
 
     Requested detectors are checked (package installed, model file present) at construction, built on
-    first use and reused; none of them is thread-safe, so ``detect`` holds a lock.
+    first use and reused; none of them is thread-safe, so ``detect`` holds a lock. With ``confirm`` (the
+    default) MediaPipe and Haar hits must be confirmed by dlib on their region (``_Confirmer``).
     """
 
-    def __init__(self, detectors: Sequence[str] = DETECTORS, min_score: float = 0.5, max_side: int = 640) -> None:
+    CONFIRMED = ("mediapipe", "haar")
+
+    def __init__(self, detectors: Sequence[str] = DETECTORS, min_score: float = 0.5, max_side: int = 640,
+                 confirm: bool = True) -> None:
         if not detectors:
             raise FaceDetectorError("no face detector was requested")
         if not 0.0 <= min_score <= 1.0:
             raise ValueError(f"min_score must lie in [0, 1], got {min_score}")
-        for name in detectors:
+        for name in (*detectors, *(("dlib",) if confirm else ())):
             _check_available(name)
         self.detectors = tuple(detectors)
+        self.confirm = confirm
+        self._confirmer: _Confirmer | None = None
         self.min_score = min_score
         self.max_side = max_side
         self._backends: dict[str, Any] = {}
@@ -195,7 +228,7 @@ class FaceDetector:
                 faces = []
                 for box, score in found:
                     full = _to_frame(box, scale, image.shape)
-                    if full is not None:
+                    if full is not None and self._confirmed(name, image, full, frame_index):
                         faces.append(Face(full, score, name, frame_index))
                 if faces:
                     logger.debug("frame %d: %d face(s) found by %s", frame_index, len(faces), name)
@@ -204,6 +237,17 @@ class FaceDetector:
             raise FaceDetectorError("every face detector failed: " + "; ".join(failures))
         logger.debug("frame %d: no face found by %s", frame_index, ", ".join(self.detectors))
         return []
+
+    def _confirmed(self, name: str, image: np.ndarray, box: Box, frame_index: int) -> bool:
+        if not self.confirm or name not in self.CONFIRMED:
+            return True
+        if self._confirmer is None:
+            self._confirmer = _Confirmer()
+        if self._confirmer(image, box):
+            return True
+        logger.debug("frame %d: %s box %s not confirmed by dlib; dropped", frame_index, name,
+                     [round(v) for v in box])
+        return False
 
     def detect_frames(self, frames: list[Frame]) -> list[list[Face]]:
         """Faces per frame, with ``track_id`` set so that a video verdict can be made per person."""

@@ -50,6 +50,8 @@ class ModelReport:
     p_fake: float | None = None
     frame_p_fake: list[float | None] = field(default_factory=list)
     track_p_fake: dict[str, float] = field(default_factory=dict)
+    track_frames: dict[str, int] = field(default_factory=dict)
+    suspect_track: int | None = None
     faces_batched: int = 0
     latency_ms: dict[str, float] = field(default_factory=dict)
 

@@ -7,6 +7,7 @@ trained (timm's ``resolve_model_data_config`` idea).
 from __future__ import annotations
 
 import random
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -61,14 +62,17 @@ def build_eval_transform(config: DetectorConfig) -> v2.Compose:
     ])
 
 
-def build_train_transform(config: DetectorConfig, strength: float = 1.0) -> v2.Compose:
+def build_train_transform(config: DetectorConfig, strength: float = 1.0,
+                          degrade: Callable | None = None) -> v2.Compose:
     """Augmentations for face crops: framing jitter, flips, colour, blur, JPEG and resolution loss.
 
-    No hue jitter: on CPU it costs more than all the other augmentations together, and face swaps
-    are not told apart by hue."""
+    ``degrade`` (a uint8 image -> uint8 image callable, e.g. ``train.degradations.RandomDegradation``)
+    runs first, on the stored crop, as an upload degrades a face before anyone crops it. No hue jitter: on
+    CPU it costs more than all the other augmentations together, and face swaps are not told apart by hue."""
     p = min(1.0, strength)
     return v2.Compose([
         v2.ToImage(),
+        *([degrade] if degrade is not None else []),
         v2.RandomResizedCrop(config.input_size, scale=(0.75, 1.0), ratio=(0.9, 1.1),
                              interpolation=_interpolation(config), antialias=True),
         v2.RandomHorizontalFlip(),

@@ -60,8 +60,10 @@ STATUS_COLOURS = {"idle": ("#eef2f7", "#1f2937"), STATUS_OK: ("#e8f5e9", "#1b5e2
 DESCRIPTION = """
 Upload a face photo or a short video (mp4, webm, mov, avi, mkv), or pick an example, then press **Analyze**.
 Both detectors see the same detected faces. The verdict is *fake*, *real* or *uncertain* (P(fake) close to the
-model's threshold); Grad-CAM shows where each model looked. Research demo: the models were trained on DFDC face
-crops (research use only) and are not proof either way.
+model's threshold); Grad-CAM shows where each model looked. A video is judged by its most suspicious person.
+
+Trained on DFDC face swaps plus self-blended fakes made from real faces (research use only); they cannot see fully
+generated faces, lip-sync or expression edits, and a verdict is evidence for a person to weigh, not proof.
 """
 
 

@@ -221,3 +221,36 @@ def test_tracks_survive_a_gap_and_new_people_get_new_ids():
                  [face((500, 0, 550, 50))]]
     ids = [[f.track_id for f in frame] for frame in track_faces(per_frame)]
     assert ids == [[0], [], [0, 1], [2]]
+
+
+def _cartoon_face(seed: int) -> np.ndarray:
+    """A drawn smiley on a flat background: Haar's cascade fires on some of them."""
+    rng = np.random.default_rng(seed)
+    img = np.full((480, 640, 3), rng.integers(150, 255, 3), np.uint8)
+    centre, r = (320, 240), int(rng.integers(90, 160))
+    cv2.circle(img, centre, r, (255, 220, 0), -1)
+    cv2.circle(img, centre, r, (0, 0, 0), 3)
+    for dx in (-r // 3, r // 3):
+        cv2.ellipse(img, (centre[0] + dx, centre[1] - r // 4), (r // 10, r // 6), 0, 0, 360, (0, 0, 0), -1)
+    cv2.ellipse(img, (centre[0], centre[1] + r // 5), (r // 2, r // 3), 0, 20, 160, (0, 0, 0), 6)
+    return img
+
+
+def test_hits_on_noise_and_cartoons_need_dlib_to_agree():
+    """Unconfirmed, BlazeFace finds 'faces' in random noise and Haar in cartoons; confirmed, neither does,
+    and the astronaut is still found."""
+    images = [np.random.default_rng(s).integers(0, 256, (480, 640, 3), dtype=np.uint8) for s in range(12)]
+    images += [_cartoon_face(s) for s in range(4)]
+    with FaceDetector(confirm=False) as loose, FaceDetector() as strict:
+        assert sum(bool(loose.detect(img)) for img in images) >= 3, "the unconfirmed cascade fires on some"
+        assert [strict.detect(img) for img in images] == [[]] * len(images)
+        assert iou(strict.detect(astronaut_image())[0].box, ASTRONAUT_FACE) > 0.5
+
+
+def test_confirmation_works_at_any_face_size():
+    """The region is re-framed to one scale, so a tiny face and a huge one are both confirmed."""
+    face = astronaut_image()[60:200, 160:290]
+    with FaceDetector(("mediapipe",)) as detector:
+        for size in (90, 900):
+            found = detector.detect(cv2.resize(face, (size, round(size * 140 / 130))))
+            assert len(found) == 1, size

@@ -207,3 +207,27 @@ def test_warm_start_copies_weights_refuses_another_architecture_and_is_recorded(
     assert record["warm_start"]["from"] == str(start)
     assert record["warm_start"]["command"] == "the first cycle's command"
     assert "--init " + str(start) in record["command"]
+
+
+def test_self_blends_transfer_rows_and_degradations_train_and_are_recorded(tmp_path):
+    """--sbi adds a blend per real row with landmarks, --extra_train appends rows, --degrade degrades the inputs;
+    the release config records all three."""
+    import datasets
+
+    from train.transfer_set import FEATURES
+
+    val = datasets.load_dataset(str(DATA), split="validation").select(range(8))
+    extra = datasets.Dataset.from_dict({"image": list(val["image"]), "label": [0] * 8,
+                                        "group": [f"photo:{i}" for i in range(8)], "source": ["test"] * 8},
+                                       features=FEATURES)
+    extra_dir = tmp_path / "extra"
+    (extra_dir / "data").mkdir(parents=True)
+    extra.to_parquet(str(extra_dir / "data" / "train-00000-of-00001.parquet"))
+    out = tmp_path / "run"
+    proc = _run([sys.executable, *_train_args(out, "--epochs", "1", "--sbi", "--landmark_cache",
+                                              str(tmp_path / "landmarks"), "--extra_train", str(extra_dir),
+                                              "--degrade", "1.0")])
+    assert "self-blended images:" in proc.stderr
+    assert any((tmp_path / "landmarks").glob("landmarks-*.npz"))
+    training = load_detector(out / "best").config.training
+    assert training["sbi"] is True and training["extra_train"] == str(extra_dir) and training["degrade"] == 1.0

@@ -76,6 +76,13 @@ def load_split(path: str | Path, split: str = "train", group_column: str | None 
     return _standardise(ds, group_column)
 
 
+def photo_halves(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(transfer, unseen): the photos of ``folder`` in sorted name order, alternately. Students distil on the
+    first half (``train.transfer_set``); false accusations are also reported on the second, seen by no model."""
+    photos = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return photos[0::2], photos[1::2]
+
+
 def subset(ds: Dataset, n: int | None, seed: int = 0) -> Dataset:
     """A seeded random subset of ``n`` rows (all rows when ``n`` is None or too large)."""
     if n is None or n >= len(ds):

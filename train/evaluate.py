@@ -40,6 +40,7 @@ from deepfake_space.errors import ModelLoadError
 from deepfake_space.models import DeepfakeDetector, load_detector, resolve_model_dir
 from deepfake_space.timing import median_seconds
 from deepfake_space.transforms import build_eval_transform
+from train.cli_options import add_measure_options, start
 from train.data import TorchImageDataset, load_split
 from train.metrics import compute_metrics, pick_threshold, rows_by_group
 
@@ -193,20 +194,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pick-threshold", dest="pick_threshold", action="store_true",
                    help="pick the threshold on this split (validation only) and write it to the model's config.json")
     p.add_argument("--num-workers", dest="num_workers", type=int, default=0)
-    p.add_argument("--n-boot", dest="n_boot", type=int, default=1000, help="bootstrap resamples for the CIs")
     p.add_argument("--latency-runs", dest="latency_runs", type=int, default=10)
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice); latency depends on it")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_measure_options(p, "torch CPU threads (default: torch's choice); latency depends on it")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=os.environ.get("LOGLEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    argv, args = start(argv, parse_args)
     try:
         result = evaluate(args.model, args.data, args.split, out=args.out, scores=args.scores, group_by=args.group_by,
                           batch_size=args.batch_size, limit=args.limit, tta=args.tta,

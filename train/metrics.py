@@ -1,4 +1,4 @@
-"""Detection metrics with bootstrap confidence intervals (scikit-learn), and threshold selection."""
+"""Detection metrics with bootstrap confidence intervals (scikit-learn), and threshold / operating-point selection."""
 
 from __future__ import annotations
 
@@ -40,15 +40,20 @@ def _point_metrics(threshold: float) -> dict[str, Callable[[np.ndarray, np.ndarr
     }
 
 
+def _resamples(y: np.ndarray, n_boot: int, seed: int) -> list[np.ndarray]:
+    """Bootstrap row indices; resamples holding a single class are dropped (AUC needs both)."""
+    rng = np.random.default_rng(seed)
+    boots = [rng.integers(0, len(y), len(y)) for _ in range(n_boot)]
+    return [b for b in boots if len(np.unique(y[b])) == 2]
+
+
 def compute_metrics(y: np.ndarray, p: np.ndarray, threshold: float = 0.5, n_boot: int = 1000,
                     seed: int = 0) -> dict[str, dict[str, float]]:
     """Each metric as {value, ci_low, ci_high}: a percentile bootstrap over rows (95 %)."""
     y, p = np.asarray(y).astype(int), np.asarray(p, dtype=np.float64)
     if len(np.unique(y)) < 2:
         raise ValueError("metrics need both real and fake examples")
-    rng = np.random.default_rng(seed)
-    boots = [rng.integers(0, len(y), len(y)) for _ in range(n_boot)]
-    boots = [b for b in boots if len(np.unique(y[b])) == 2]
+    boots = _resamples(y, n_boot, seed)
     out = {}
     for name, fn in _point_metrics(threshold).items():
         samples = np.array([fn(y[b], p[b]) for b in boots])
@@ -62,6 +67,92 @@ def pick_threshold(y: np.ndarray, p: np.ndarray) -> float:
     candidates = np.unique(np.quantile(p, np.linspace(0.01, 0.99, 197)))
     scores = [f1_score(y, p > t, average="macro") for t in candidates]
     return float(np.clip(candidates[int(np.argmax(scores))], 0.02, 0.98))
+
+
+def roc_auc_ci(y: np.ndarray, p: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """ROC-AUC with a percentile-bootstrap 95 % CI over rows: the same resamples as ``compute_metrics``, without
+    the thresholded metrics (for small sets where only the ranking is worth reading)."""
+    y, p = np.asarray(y).astype(int), np.asarray(p, dtype=np.float64)
+    if len(np.unique(y)) < 2:
+        raise ValueError("ROC-AUC needs both real and fake examples")
+    samples = np.array([roc_auc_score(y[b], p[b]) for b in _resamples(y, n_boot, seed)])
+    return {"value": float(roc_auc_score(y, p)), "ci_low": float(np.percentile(samples, 2.5)),
+            "ci_high": float(np.percentile(samples, 97.5)), "n": int(len(y)), "n_boot": int(len(samples))}
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion: sane at 0 or n successes, where the normal one collapses."""
+    if n == 0:
+        return 0.0, 1.0
+    share = successes / n
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def false_fake_rate(p: np.ndarray, threshold: float, band: float = 0.0) -> float:
+    """Share of (real) scores called fake: P(fake) > threshold + band, as ``DetectorConfig.verdict`` rules;
+    a score inside the band is "uncertain", not a false accusation."""
+    p = np.asarray(p, dtype=np.float64)
+    if p.size == 0:
+        raise ValueError("false_fake_rate needs at least one score")
+    return float(np.mean(p > threshold + band))
+
+
+def _operating_metrics(y: np.ndarray, p: np.ndarray, threshold: float, band: float) -> dict[str, float]:
+    """Validation figures of one (threshold, band): macro-F1 of the bare cut (what ``pick_threshold`` maximises),
+    and with the band the share of fakes called fake, of reals called fake, and of all rows left uncertain."""
+    return {"threshold": float(threshold),
+            "macro_f1": float(f1_score(y, p > threshold, average="macro")),
+            "fake_recall": float(np.mean(p[y == 1] > threshold + band)),
+            "false_fake_rate": false_fake_rate(p[y == 0], threshold, band),
+            "uncertain_rate": float(np.mean(np.abs(p - threshold) <= band))}
+
+
+def _lowest_threshold_meeting_cap(p_photos: np.ndarray, band: float, max_false_fake: float) -> float:
+    """The smallest t with ``false_fake_rate(p_photos, t, band) <= max_false_fake``."""
+    n = len(p_photos)
+    allowed = int(np.floor(max_false_fake * n))  # photos that may still be called fake
+    allowed += (allowed + 1) / n <= max_false_fake  # floor(0.29 * 100) is 28
+    t = float(np.sort(p_photos)[::-1][allowed] - band)  # that photo sits exactly on the edge: not fake
+    while false_fake_rate(p_photos, t, band) > max_false_fake:  # float rounding of (p - band) + band
+        t = float(np.nextafter(t, np.inf))
+    return t
+
+
+def pick_operating_point(y_val: np.ndarray, p_val: np.ndarray, p_real_photos: np.ndarray,
+                         max_false_fake: float = 0.02, band: float = 0.1) -> dict:
+    """Threshold and uncertain band from validation data, capped so few real photos are called fake.
+
+    The threshold is ``pick_threshold``'s (validation macro-F1). If more than ``max_false_fake`` of
+    ``p_real_photos`` (scored real photos; a photo with no face gets no verdict, so it is left out) would be
+    called fake (P > threshold + band), the band is kept and the threshold moves up to the smallest value that
+    meets the cap (never above ``1 - band``, where nothing can be called fake), clipped at 0.98 as
+    ``pick_threshold``: with a band under 0.02 the cap may then be missed, and ``cap_met`` says so.
+    Moving only as far as needed keeps as much fake recall as the cap allows; searching higher cuts for a better
+    validation F1 would fit validation noise. The validation figures are reported at the chosen and at the
+    unconstrained threshold; ``dfdc_cost`` is what the cap loses in validation macro-F1 and fake recall."""
+    y_val, p_val = np.asarray(y_val).astype(int), np.asarray(p_val, dtype=np.float64)
+    p_photos = np.asarray(p_real_photos, dtype=np.float64)
+    if not 0.0 <= band < 0.5:
+        raise ValueError(f"band must lie in [0, 0.5), got {band}")
+    if not 0.0 <= max_false_fake <= 1.0:
+        raise ValueError(f"max_false_fake must lie in [0, 1], got {max_false_fake}")
+    free = pick_threshold(y_val, p_val)
+    threshold = free
+    if false_fake_rate(p_photos, free, band) > max_false_fake:
+        threshold = min(max(free, _lowest_threshold_meeting_cap(p_photos, band, max_false_fake)), 0.98)
+    chosen = _operating_metrics(y_val, p_val, threshold, band)
+    unconstrained = _operating_metrics(y_val, p_val, free, band)
+    photo_rate = false_fake_rate(p_photos, threshold, band)
+    return {
+        "threshold": float(threshold), "uncertain_band": float(band), "max_false_fake": float(max_false_fake),
+        "moved_by_cap": bool(threshold != free), "cap_met": bool(photo_rate <= max_false_fake),
+        "validation": chosen, "photo_false_fake_rate": photo_rate,
+        "unconstrained": {**unconstrained, "photo_false_fake_rate": false_fake_rate(p_photos, free, band)},
+        "dfdc_cost": {k: unconstrained[k] - chosen[k] for k in ("macro_f1", "fake_recall")},
+        "n_validation": int(len(y_val)), "n_photos": int(len(p_photos)),
+    }
 
 
 def rows_by_group(groups: list[str]) -> dict[str, list[int]]:

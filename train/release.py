@@ -1,29 +1,55 @@
 """Turn a training run into a released model folder: weights, config, training log, metrics, card.
 
-    python -m train.release --run runs/teacher --name teacher --data ../shared/data/dfdc_faces
+    python -m train.release --config train/configs/teacher.toml       # the recipe's last stage, as its name
+    python -m train.release --run runs/teacher/sbi --name teacher --data ../shared/data/dfdc_faces
 
-Copies ``RUN/best`` (config.json with the validation-picked threshold + model.safetensors) and the
-run's per-epoch ``summary.csv`` into ``models/NAME``, evaluates it on the validation split with
-``train.evaluate`` (metrics.json; the card quotes that command), and renders README.md.
+Copies ``RUN/best`` (config.json + model.safetensors) and the run's per-epoch ``summary.csv`` into
+``models/NAME``, then measures it in the order the numbers depend on each other, each step with the
+command that repeats it recorded beside its result:
+
+1. validation scores (``train.evaluate --scores``) and the full pipeline on the out-of-domain videos and real
+   photos (``train.cross_domain``), per file, under ``RUN/release/``;
+2. the operating point (``train.operating_point``): the validation macro-F1 threshold, raised where needed so
+   that at most ``--max-false-fake`` of the real photos no student distilled on are called fake;
+3. at that threshold: ``metrics.json`` (validation), ``cross_domain.json`` and ``robustness.json`` (the fixed
+   degradation suite on ``--robustness-limit`` validation crops); then the card (README.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shlex
 import shutil
 from pathlib import Path
 
+import torch
+
 from deepfake_space.cards import TRAINING_LOG_FILE, write_model_card
 from deepfake_space.defaults import MODELS_DIR
+from deepfake_space.card_tables import cross_domain_markdown
+from train.cross_domain import PHOTO_SCORES, PHOTOS_DIR, WILD_DIR, cross_domain_report, load_configs, measure
+from train.data import photo_halves
 from train.evaluate import evaluate
+from train.operating_point import choose
+from train.recipe import load_recipe
+from train.robustness import robustness_table
+
+logger = logging.getLogger("release")
 
 RELEASE_FILES = ("config.json", "model.safetensors")
+CROSS_DOMAIN_FILE, ROBUSTNESS_FILE = "cross_domain.json", "robustness.json"
 
 
-def release(run: Path, name: str, data: str, base_model: str | None = None, threads: int = 1) -> Path:
+def _command(module: str, *args: str) -> str:
+    return f"python -m {module} " + shlex.join(args)
+
+
+def release(run: Path, name: str, data: str, base_model: str | None = None, threads: int = 1,
+            wild: Path = WILD_DIR, photos: Path = PHOTOS_DIR, max_false_fake: float = 0.02,
+            robustness_limit: int | None = 1000) -> Path:
     best = run / "best"
     missing = [f for f in RELEASE_FILES if not (best / f).is_file()]
     if missing:
@@ -33,31 +59,60 @@ def release(run: Path, name: str, data: str, base_model: str | None = None, thre
     for f in RELEASE_FILES:
         shutil.copy2(best / f, folder / f)
     shutil.copy2(run / "summary.csv", folder / TRAINING_LOG_FILE)
-    import torch
-
     torch.set_num_threads(threads)
-    rel = f"models/{name}"
-    command = "python -m train.evaluate " + shlex.join(["--model", rel, "--data", data, "--split", "validation",
-                                                         "--threads", str(threads),
-                                                         "--out", f"{rel}/metrics.json"])
+    # relpath: the records name the folder as the quoted commands do, not by this machine's absolute path
+    rel, model, scores = f"models/{name}", os.path.relpath(folder), run / "release"
+
+    val_scores = scores / "val_scores.csv"
+    evaluate(model, data, scores=val_scores)
+    wild_rows, photo_rows, _ = measure({name: model}, wild, photos, scores)
+    unseen = {p.name for p in photo_halves(photos)[1]}
+    choose(folder, val_scores, scores / PHOTO_SCORES, name, max_false_fake, write=True, photo_files=unseen)
+
     # One crop per video in the DFDC crops, so video-level numbers would repeat the image-level ones
     # (grouping by ``original`` would merge each real video with its fakes).
-    # relpath: metrics.json names the folder as the quoted command does, not by this machine's absolute path
-    evaluate(os.path.relpath(folder), data, out=folder / "metrics.json", command=command)
+    evaluate(model, data, out=folder / "metrics.json", command=_command(
+        "train.evaluate", "--model", rel, "--data", data, "--split", "validation", "--threads", str(threads),
+        "--out", f"{rel}/metrics.json"))
+    report = cross_domain_report(wild_rows, photo_rows, load_configs({name: model}), unseen_photos=unseen)
+    report["command"] = _command("train.cross_domain", "--model", f"{name}={rel}", "--wild", str(wild),
+                                 "--photos", str(photos), "--threads", str(threads), "--out",
+                                 f"{rel}/{CROSS_DOMAIN_FILE}")
+    (folder / CROSS_DOMAIN_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    limit = ["--limit", str(robustness_limit)] if robustness_limit else []
+    robustness = robustness_table(model, data, limit=robustness_limit, command=_command(
+        "train.robustness", "--model", rel, "--data", data, "--split", "validation", *limit, "--threads",
+        str(threads), "--out", f"{rel}/{ROBUSTNESS_FILE}"))
+    (folder / ROBUSTNESS_FILE).write_text(json.dumps(robustness, indent=2) + "\n")
+    logger.info("%s off DFDC:\n%s", name, cross_domain_markdown(report))
     write_model_card(folder, base_model=base_model)
     return folder
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", type=Path, required=True, help="training output_dir")
-    p.add_argument("--name", required=True, help="folder name under models/")
+    p.add_argument("--config", type=Path, help="a recipe: release its last stage under its name (train.recipe)")
+    p.add_argument("--run", type=Path, help="training output_dir (without --config)")
+    p.add_argument("--name", help="folder name under models/ (without --config)")
     p.add_argument("--data", default="../shared/data/dfdc_faces")
     p.add_argument("--base-model", help="Hub repo of the teacher, for a student's card")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the latency figures")
+    p.add_argument("--wild", type=Path, default=WILD_DIR, help="out-of-domain videos (labels.csv)")
+    p.add_argument("--photos", type=Path, default=PHOTOS_DIR, help="real photos")
+    p.add_argument("--max-false-fake", type=float, default=0.02,
+                   help="largest share of the unseen real photos the threshold may call fake")
+    p.add_argument("--robustness-limit", type=int, default=1000, help="validation crops in the robustness suite")
     args = p.parse_args(argv)
+    if args.config:
+        recipe = load_recipe(args.config)
+        args.run, args.name = recipe.final.output_dir, recipe.name
+        args.base_model = args.base_model or recipe.base_model
+    elif not (args.run and args.name):
+        p.error("--run and --name are required without --config")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    print(f"released {release(args.run, args.name, args.data, args.base_model, args.threads)}")
+    folder = release(args.run, args.name, args.data, args.base_model, args.threads, args.wild, args.photos,
+                     args.max_false_fake, args.robustness_limit)
+    print(f"released {folder}")
 
 
 if __name__ == "__main__":

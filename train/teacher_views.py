@@ -127,6 +127,7 @@ class ViewBankDataset(torch.utils.data.Dataset):
             raise ValueError(f"views hold {[len(v) for v in images]} images for {len(rows)} rows")
         to_input = build_input_transform(config)
         self.views = [TorchImageDataset(rows, to_input, view) for view in images]
+        self.labels = self.views[0].labels
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:

@@ -30,6 +30,7 @@ from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import ProjectConfiguration, set_seed
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
+import datasets
 from datasets import Dataset
 from transformers import get_cosine_schedule_with_warmup
 
@@ -39,8 +40,11 @@ from deepfake_space.transforms import (build_eval_transform, build_train_transfo
                                        resize_size)
 from train.data import TorchImageDataset, load_split, subset
 from train.decoded import decoded_images
+from train.degradations import RandomDegradation
 from train.distillation import DistillationLoss
 from train.metrics import pick_threshold
+from train.recipe import run_recipe
+from train.sbi import SelfBlendDataset, cached_landmarks
 from train.teacher_logits import cached_teacher_logits, weights_stamp
 from train.teacher_views import ViewBankDataset, view_bank
 
@@ -102,7 +106,17 @@ def training_source(args: argparse.Namespace, config: DetectorConfig, train_rows
     if args.decode_cache:
         train_images = decoded_images(train_rows, round(resize_size(config) * TRAIN_DECODE_MARGIN),
                                       config.interpolation, Path(args.decode_cache))
-    train_ds = TorchImageDataset(train_rows, build_train_transform(config, args.augment_strength), train_images)
+    degrade = RandomDegradation(args.degrade, seed=args.seed) if args.degrade else None
+    transform = build_train_transform(config, args.augment_strength, degrade)
+    if args.sbi:
+        if args.teacher_logits:
+            raise ValueError("--sbi draws new fakes every epoch, which cached --teacher_logits cannot score")
+        train_ds = SelfBlendDataset(train_rows, transform, cached_landmarks(train_rows, Path(args.landmark_cache)),
+                                    train_images)
+        logger.info("self-blended images: %d fakes from %d real rows", len(train_ds.sources),
+                    train_ds.labels[:train_ds.base_len].count(0))
+    else:
+        train_ds = TorchImageDataset(train_rows, transform, train_images)
     if not args.teacher:
         return train_ds, None, None
     if args.teacher_logits:
@@ -158,7 +172,9 @@ def training_function(args: argparse.Namespace) -> float:
         out.mkdir(parents=True, exist_ok=True)
         (out / "args.json").write_text(json.dumps(vars(args), indent=2))
     if args.with_tracking:
-        accelerator.init_trackers("train", config={k: v for k, v in vars(args).items() if v is not None})
+        # trackers take scalars only (a recipe stage's record is a dict, kept in recipe.json)
+        accelerator.init_trackers("train", config={k: v for k, v in vars(args).items()
+                                                   if isinstance(v, (int, float, str, bool))})
 
     overrides = {"input_size": args.input_size} if args.input_size else {}
     model = DeepfakeDetector(default_config(args.model, **overrides))
@@ -172,6 +188,8 @@ def training_function(args: argparse.Namespace) -> float:
 
     with accelerator.main_process_first():
         train_rows = subset(load_split(args.data, args.train_split), args.train_subset, args.seed)
+        if args.extra_train:
+            train_rows = datasets.concatenate_datasets([train_rows, load_split(args.extra_train, "train")])
         val_rows = subset(load_split(args.data, args.val_split), args.val_subset, args.seed)
     val_images = None
     if args.decode_cache:
@@ -189,7 +207,7 @@ def training_function(args: argparse.Namespace) -> float:
                                                **loader_args)
     val_loader = torch.utils.data.DataLoader(val_ds, batch_size=args.batch_size * 2, **loader_args)
     criterion = DistillationLoss(args.kd, args.alpha, args.temperature,
-                                 class_weights(train_rows["label"]) if args.class_weights else None)
+                                 class_weights(train_ds.labels) if args.class_weights else None)
 
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -285,18 +303,23 @@ def training_function(args: argparse.Namespace) -> float:
     return state.best_auc
 
 
-def recipe_command(argv: list[str]) -> str:
-    """The command that reproduces a run: its arguments without ``--resume_from_checkpoint`` (a resumed run
-    ends where an uninterrupted one would)."""
+def _without(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    """``argv`` less the named options and their values."""
     kept, skip = [], False
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--resume_from_checkpoint":
+        elif arg in options:
             skip = True
-        elif not arg.startswith("--resume_from_checkpoint="):
+        elif not arg.startswith(tuple(f"{o}=" for o in options)):
             kept.append(arg)
-    return shlex.join(["accelerate", "launch", "-m", "train.train", *kept])
+    return kept
+
+
+def recipe_command(argv: list[str]) -> str:
+    """The command that reproduces a run: its arguments without ``--resume_from_checkpoint`` (a resumed run
+    ends where an uninterrupted one would)."""
+    return shlex.join(["accelerate", "launch", "-m", "train.train", *_without(argv, ("--resume_from_checkpoint",))])
 
 
 def save_release(model: DeepfakeDetector, folder: Path, y_val: np.ndarray, p_val: np.ndarray,
@@ -306,24 +329,30 @@ def save_release(model: DeepfakeDetector, folder: Path, y_val: np.ndarray, p_val
     record of the run it warm-started from, if any, and the teacher's weights stamp)."""
     model.config.threshold = pick_threshold(y_val, p_val)
     model.config.training = {
-        "command": recipe_command(sys.argv[1:]),
+        "command": args.recipe["command"] if args.recipe else recipe_command(sys.argv[1:]),
         "data": str(args.data), "epoch": epoch, "val_auc": round(auc, 5),
         "teacher": args.teacher, "teacher_weights": teacher_weights,
         "kd": args.kd if args.teacher else None,
         "teacher_views": args.teacher_views or None,
         "teacher_views_seed": args.teacher_views_seed if args.teacher_views else None,
         "alpha": args.alpha if args.teacher else None, "temperature": args.temperature if args.teacher else None,
+        "sbi": bool(args.sbi), "extra_train": args.extra_train, "degrade": args.degrade or None,
     }
+    if args.recipe:
+        model.config.training["recipe"] = args.recipe
     if init_record is not None:
         model.config.training["warm_start"] = {"from": args.init, **init_record}
     model.save_pretrained(folder, config=model.config)
     logger.info("saved best model (val AUC %.4f) to %s", auc, folder)
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="registered architecture name")
-    p.add_argument("--data", required=True, help="HF-datasets folder, parquet file or real/ fake/ folder")
+    p.add_argument("--config", help="a recipe (train/configs/NAME.toml): run its stages; options given here override "
+                                    "every stage (train.recipe)")
+    p.add_argument("--stage", help="with --config: run only this stage")
+    p.add_argument("--model", help="registered architecture name (required)")
+    p.add_argument("--data", help="HF-datasets folder, parquet file or real/ fake/ folder (required)")
     p.add_argument("--train_split", default="train")
     p.add_argument("--val_split", default="validation")
     p.add_argument("--train_subset", type=int, help="use a seeded random subset of this many training rows")
@@ -348,6 +377,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--teacher_views_dir", default="cache/teacher_views", help="folder of the view bank")
     p.add_argument("--teacher_views_seed", type=int, default=0,
                    help="seed of the view bank's augmentations: another seed draws views the student has not seen")
+    p.add_argument("--extra_train", help="a further parquet split of rows to train on, appended after "
+                                         "--train_subset (e.g. train.transfer_set's self-blends and photo faces)")
+    p.add_argument("--degrade", type=float, default=0.0,
+                   help="strength of the random upload degradations (train.degradations; 0: none)")
+    p.add_argument("--sbi", action="store_true",
+                   help="add one self-blended fake per real training row with landmarks, drawn anew each epoch "
+                        "(train.sbi)")
+    p.add_argument("--landmark_cache", default="cache/landmarks", help="folder of the cached 68-point landmarks")
     p.add_argument("--kd", choices=["kl", "mse"], default="kl")
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term")
     p.add_argument("--temperature", type=float, default=4.0)
@@ -356,7 +393,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gradient_accumulation_steps", type=int, default=1)
     p.add_argument("--checkpointing_steps", type=int, default=200, help="save state every N batches (0: epochs only)")
     p.add_argument("--resume_from_checkpoint", help="checkpoint folder, or 'latest'")
-    p.add_argument("--output_dir", required=True)
+    p.add_argument("--output_dir", help="where the run's checkpoints, logs and best model go (required)")
     p.add_argument("--with_tracking", action="store_true", help="log to TensorBoard under OUTPUT_DIR/logs")
     p.add_argument("--log_every", type=int, default=20)
     p.add_argument("--num_workers", type=int, default=1)
@@ -364,12 +401,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                           "(fast epochs for small students; needs ~N x size^2 x 3 bytes of disk)")
     p.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--seed", type=int, default=42)
-    return p.parse_args(argv)
+    p.set_defaults(recipe=None)  # set by train.recipe for a recipe's stage
+    return p
+
+
+def parse_args(argv: list[str] | None = None, recipe_values: dict | None = None) -> argparse.Namespace:
+    """The options of one run: ``argv`` over a recipe stage's values (``recipe_values``) over the defaults."""
+    p = build_parser()
+    if recipe_values:
+        unknown = sorted(set(recipe_values) - {a.dest for a in p._actions} | {"config", "stage"} & set(recipe_values))
+        if unknown:
+            raise ValueError(f"a recipe sets options train.train does not have: {', '.join(unknown)}")
+        p.set_defaults(**recipe_values)
+    args = p.parse_args(argv)
+    if args.config is None:
+        missing = [f"--{name}" for name in ("model", "data", "output_dir") if getattr(args, name) is None]
+        if missing:
+            p.error(f"{', '.join(missing)} required (or --config)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=os.environ.get("LOGLEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
-    training_function(parse_args(argv))
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.config:
+        overrides = _without(argv, ("--config", "--stage"))
+        try:
+            run_recipe(args.config, overrides, parse_args, training_function, only=args.stage)
+        except (ValueError, FileNotFoundError) as e:
+            sys.exit(f"error: {e}")
+    else:
+        training_function(args)
 
 
 if __name__ == "__main__":
