@@ -59,12 +59,8 @@ models/%/model.safetensors: train/configs/%.toml | install-dev
 	$(RECIPE) $<
 	$(RELEASE) $<
 
-# Students distil from the teacher's stages; their last stage also trains on the transfer set.
+# Students distil from the teacher's stages.
 $(filter-out models/teacher/%,$(MODELS:%=models/%/model.safetensors)): models/teacher/model.safetensors
-models/student-kd/model.safetensors models/student-scratch/model.safetensors: cache/transfer_set/record.json
-
-cache/transfer_set/record.json: | install-dev
-	$(PY) -m train.transfer_set --data $(DATA) --photos ../shared/data/real_photos/images --out cache/transfer_set
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -109,6 +109,7 @@ def test_cli_writes_threshold_and_band_with_provenance(tmp_path, capsys):
     assert picked["unconstrained_threshold"] < after["threshold"]
     for key in set(before) - {"threshold", "uncertain_band", "training"}:
         assert after[key] == before[key], key
+    before["training"].pop("threshold_picked_on", None)  # the released config records its own pick
     assert after["training"] == before["training"]
     DetectorConfig(**{**after, "training": {}})  # still loads
 

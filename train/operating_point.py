@@ -86,7 +86,7 @@ def choose(model: Path, val_scores: Path, photo_scores_csv: Path, name: str | No
             "data": str(val_scores), "split": "validation", "n": result["n_validation"],
             "rule": "train.metrics.pick_operating_point", "max_false_fake": max_false_fake,
             "photo_scores": str(photo_scores_csv), "n_photos": result["n_photos"],
-            "photos": "the unseen half (train.data.photo_halves)" if photo_files is not None else "all",
+            "photos": "the unseen half, train.data.photo_halves" if photo_files is not None else "all",
             "photo_false_fake_rate": result["photo_false_fake_rate"], "moved_by_cap": result["moved_by_cap"],
             "unconstrained_threshold": result["unconstrained"]["threshold"], "dfdc_cost": result["dfdc_cost"]})
         logger.info("wrote threshold %.4f and uncertain band %.3f to %s", result["threshold"], band,

@@ -4,7 +4,7 @@
     python -m train.release --run runs/teacher/sbi --name teacher --data ../shared/data/dfdc_faces
 
 Copies ``RUN/best`` (config.json + model.safetensors) and the run's per-epoch ``summary.csv`` into
-``models/NAME``, then measures it in the order the numbers depend on each other, each step with the
+``models/NAME`` (without ``--run``, the released folder is measured again as it is), then measures it in the order the numbers depend on each other, each step with the
 command that repeats it recorded beside its result:
 
 1. validation scores (``train.evaluate --scores``) and the full pipeline on the out-of-domain videos and real
@@ -50,6 +50,7 @@ def _command(module: str, *args: str) -> str:
 def release(run: Path, name: str, data: str, base_model: str | None = None, threads: int = 1,
             wild: Path = WILD_DIR, photos: Path = PHOTOS_DIR, max_false_fake: float = 0.02,
             robustness_limit: int | None = 1000) -> Path:
+    """Copy the run's best weights into ``models/NAME`` and measure them there (``measure``)."""
     best = run / "best"
     missing = [f for f in RELEASE_FILES if not (best / f).is_file()]
     if missing:
@@ -59,9 +60,19 @@ def release(run: Path, name: str, data: str, base_model: str | None = None, thre
     for f in RELEASE_FILES:
         shutil.copy2(best / f, folder / f)
     shutil.copy2(run / "summary.csv", folder / TRAINING_LOG_FILE)
+    return measure_release(folder, data, run / "release", base_model, threads, wild, photos, max_false_fake,
+                           robustness_limit)
+
+
+def measure_release(folder: Path, data: str, scores: Path, base_model: str | None = None, threads: int = 1,
+                    wild: Path = WILD_DIR, photos: Path = PHOTOS_DIR, max_false_fake: float = 0.02,
+                    robustness_limit: int | None = 1000) -> Path:
+    """Measure a released folder in place (operating point, metrics.json, cross_domain.json, robustness.json)
+    and render its card; per-file scores go to ``scores``."""
     torch.set_num_threads(threads)
+    name = folder.name
     # relpath: the records name the folder as the quoted commands do, not by this machine's absolute path
-    rel, model, scores = f"models/{name}", os.path.relpath(folder), run / "release"
+    rel, model = f"models/{name}", os.path.relpath(folder)
 
     val_scores = scores / "val_scores.csv"
     evaluate(model, data, scores=val_scores)
@@ -92,7 +103,8 @@ def release(run: Path, name: str, data: str, base_model: str | None = None, thre
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", type=Path, help="a recipe: release its last stage under its name (train.recipe)")
-    p.add_argument("--run", type=Path, help="training output_dir (without --config)")
+    p.add_argument("--run", type=Path, help="training output_dir (without --config; without it, --name's released "
+                                            "folder is measured again in place)")
     p.add_argument("--name", help="folder name under models/ (without --config)")
     p.add_argument("--data", default="../shared/data/dfdc_faces")
     p.add_argument("--base-model", help="Hub repo of the teacher, for a student's card")
@@ -107,11 +119,14 @@ def main(argv: list[str] | None = None) -> None:
         recipe = load_recipe(args.config)
         args.run, args.name = recipe.final.output_dir, recipe.name
         args.base_model = args.base_model or recipe.base_model
-    elif not (args.run and args.name):
-        p.error("--run and --name are required without --config")
+    elif not args.name:
+        p.error("--name is required without --config")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    folder = release(args.run, args.name, args.data, args.base_model, args.threads, args.wild, args.photos,
-                     args.max_false_fake, args.robustness_limit)
+    options = (args.base_model, args.threads, args.wild, args.photos, args.max_false_fake, args.robustness_limit)
+    if args.run:
+        folder = release(args.run, args.name, args.data, *options)
+    else:
+        folder = measure_release(MODELS_DIR / args.name, args.data, Path("runs/release") / args.name, *options)
     print(f"released {folder}")
 
 
