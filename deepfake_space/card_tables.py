@@ -64,8 +64,6 @@ def _photo_row(name: str, m: dict) -> str:
             f"{_pct(m['real_share'])} | {_num(m['median_p_fake'])} |")
 
 
-
-
 def robustness_markdown(result: dict) -> str:
     """The result of ``robustness_table`` as a Markdown table (model cards, the CLI's summary)."""
     lines = ["| degradation | what | ROC-AUC (95 % CI) | change vs clean (95 % CI) | confident verdicts reversed |",

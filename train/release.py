@@ -1,11 +1,13 @@
 """Turn a training run into a released model folder: weights, config, training log, metrics, card.
 
     python -m train.release --config train/configs/teacher.toml       # the recipe's last stage, as its name
-    python -m train.release --run runs/teacher/sbi --name teacher --data ../shared/data/dfdc_faces
+    python -m train.release --run runs/teacher/restart --name teacher --data ../shared/data/dfdc_faces
+    python -m train.release --name teacher                               # re-measure models/teacher as it is
 
 Copies ``RUN/best`` (config.json + model.safetensors) and the run's per-epoch ``summary.csv`` into
-``models/NAME`` (without ``--run``, the released folder is measured again as it is), then measures it in the order the numbers depend on each other, each step with the
-command that repeats it recorded beside its result:
+``models/NAME`` (without ``--run``, the released folder is measured again as it is), then measures it in
+the order the numbers depend on each other, each step with the command that repeats it recorded beside
+its result:
 
 1. validation scores (``train.evaluate --scores``) and the full pipeline on the out-of-domain videos and real
    photos (``train.cross_domain``), per file, under ``RUN/release/``;
@@ -27,9 +29,9 @@ from pathlib import Path
 
 import torch
 
-from deepfake_space.cards import TRAINING_LOG_FILE, write_model_card
-from deepfake_space.defaults import MODELS_DIR
 from deepfake_space.card_tables import cross_domain_markdown
+from deepfake_space.cards import CROSS_DOMAIN_FILE, ROBUSTNESS_FILE, TRAINING_LOG_FILE, write_model_card
+from deepfake_space.defaults import MODELS_DIR
 from train.cross_domain import PHOTO_SCORES, PHOTOS_DIR, WILD_DIR, cross_domain_report, load_configs, measure
 from train.data import photo_halves
 from train.evaluate import evaluate
@@ -40,7 +42,6 @@ from train.robustness import robustness_table
 logger = logging.getLogger("release")
 
 RELEASE_FILES = ("config.json", "model.safetensors")
-CROSS_DOMAIN_FILE, ROBUSTNESS_FILE = "cross_domain.json", "robustness.json"
 
 
 def _command(module: str, *args: str) -> str:
@@ -50,7 +51,7 @@ def _command(module: str, *args: str) -> str:
 def release(run: Path, name: str, data: str, base_model: str | None = None, threads: int = 1,
             wild: Path = WILD_DIR, photos: Path = PHOTOS_DIR, max_false_fake: float = 0.02,
             robustness_limit: int | None = 1000) -> Path:
-    """Copy the run's best weights into ``models/NAME`` and measure them there (``measure``)."""
+    """Copy the run's best weights into ``models/NAME`` and measure them there (``measure_release``)."""
     best = run / "best"
     missing = [f for f in RELEASE_FILES if not (best / f).is_file()]
     if missing:
