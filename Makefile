@@ -17,7 +17,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-train.txt requirements-dev.txt
-	$(PIP) install --quiet -r requirements-dev.txt
+	$(PIP) install --quiet -r requirements.txt -r requirements-train.txt -r requirements-dev.txt
 	touch $@
 
 # What pip cannot install: ffmpeg (Gradio converts videos for browsers with it) and Chromium (the
@@ -51,7 +51,7 @@ bench: install
 DATA ?= ../shared/data/dfdc_faces
 RECIPE := $(VENV)/bin/accelerate launch --cpu --num_processes 1 -m train.train --config
 RELEASE := $(PY) -m train.release --data $(DATA) --config
-MODELS := teacher student-kd student-scratch student-kd-mse
+MODELS := teacher student-kd student-scratch student-kd-mse student-tiny
 
 models: $(MODELS:%=models/%/model.safetensors)
 

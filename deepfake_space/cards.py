@@ -20,13 +20,14 @@ from deepfake_space.config import DetectorConfig
 
 logger = logging.getLogger(__name__)
 
-TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "model_cards" / "model_card.md"
+TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "model_card.md"  # package data
 DATASET_ID = "dfdc_faces"
 DATASET_NAME = "DFDC face crops"
 LICENSE_NAME = "dfdc-research-only"
 METRICS_FILE = "metrics.json"
 CROSS_DOMAIN_FILE = "cross_domain.json"
 ROBUSTNESS_FILE = "robustness.json"
+ONNX_FILE = "onnx.json"
 TRAINING_LOG_FILE = "summary.csv"
 EVAL_REQUIRED_KEYS = ("split", "n", "threshold", "metrics", "command")
 
@@ -223,6 +224,7 @@ def render_model_card(
         "cross_domain": cross_domain,
         "cross_domain_command": cross_domain_command,
         "robustness": _robustness(folder),
+        "onnx": _read_json(folder, ONNX_FILE),
         "space_url": None,
         "notes": None,
         **(extra or {}),

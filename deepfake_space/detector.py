@@ -27,7 +27,9 @@ from deepfake_space.explain import gradcam, overlay
 from deepfake_space.faces import DETECTORS, Face, FaceDetector, crop_face, whole_image_face
 from deepfake_space.media import DEFAULT_NUM_FRAMES, MAX_DURATION_S, Media, load_media
 from deepfake_space.models import DeepfakeDetector, load_detector, resolve_model_dir
-from deepfake_space.report import (STATUS_ERROR, STATUS_NO_FACE, FaceReport, FrameReport, ModelReport, Report)
+from deepfake_space.runtime import RuntimeChoice, choose_runtime
+from deepfake_space.report import (STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, FaceReport, FrameReport, ModelReport,
+                                   Report)
 from deepfake_space.transforms import build_eval_transform, model_layout
 
 logger = logging.getLogger(__name__)
@@ -47,28 +49,40 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 @dataclass
 class LoadedModel:
-    """A detector loaded once, with what the report says about it."""
+    """A detector loaded once, with what the report says about it. ``engine`` runs the forwards (ONNX Runtime
+    or PyTorch, ``deepfake_space.runtime``); ``model`` is the PyTorch network either way (Grad-CAM needs it)."""
 
     name: str
     spec: str
     model: DeepfakeDetector
-    file_size_mb: float
+    engine: RuntimeChoice
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def params(self) -> int:
         return self.model.num_params()
 
+    @property
+    def file_size_mb(self) -> float:
+        """Size of the weights file that runs the forwards."""
+        return round(self.engine.weights.stat().st_size / 2**20, 3)
 
-def load_models(specs: dict[str, str], device: torch.device) -> list[LoadedModel]:
-    """Load each ``name -> folder or org/name@rev``; BatchNorms folded; channels-last; fp16 on CUDA."""
+    def predict_proba(self, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
+        return (self.engine.onnx or self.model).predict_proba(x, tta=tta)
+
+
+def load_models(specs: dict[str, str], device: torch.device, runtime: str = "auto",
+                precision: str | dict[str, str] = "fp32") -> list[LoadedModel]:
+    """Load each ``name -> folder or org/name@rev``; BatchNorms folded; channels-last; fp16 on CUDA. ``runtime``
+    and ``precision`` (one for all, or per name) choose the engine (``runtime.choose_runtime``)."""
     loaded = []
     for name, spec in specs.items():
         model = load_detector(spec, device).fold_batchnorm().to(memory_format=torch.channels_last)
         if device.type == "cuda":
             model = model.half()
-        size = (resolve_model_dir(spec) / "model.safetensors").stat().st_size / 2**20
-        loaded.append(LoadedModel(name, str(spec), model, round(size, 3)))
+        wanted = precision if isinstance(precision, str) else precision.get(name, "fp32")
+        engine = choose_runtime(resolve_model_dir(spec), runtime, wanted, device)
+        loaded.append(LoadedModel(name, str(spec), model, engine))
     return loaded
 
 
@@ -103,9 +117,11 @@ class Detector:
 
     def __init__(self, models: dict[str, str] | list[LoadedModel], device: str = "auto",
                  face_detectors: Sequence[str] = DETECTORS, num_frames: int = DEFAULT_NUM_FRAMES,
-                 max_duration: float = MAX_DURATION_S, tta: bool = False) -> None:
+                 max_duration: float = MAX_DURATION_S, tta: bool = False, runtime: str = "auto",
+                 precision: str | dict[str, str] = "fp32") -> None:
         self.device = resolve_device(device)
-        self.models = models if isinstance(models, list) else load_models(models, self.device)
+        self.models = (models if isinstance(models, list)
+                       else load_models(models, self.device, runtime, precision))
         self.faces = FaceDetector(face_detectors)
         self.num_frames = num_frames
         self.max_duration = max_duration
@@ -131,16 +147,39 @@ class Detector:
     def analyze(self, path: str | Path, whole_image: bool = False, num_frames: int | None = None,
                 cams: int = 0) -> Analysis:
         """Analyse one file. ``cams``: Grad-CAM overlays for the N most suspicious faces per model."""
+        return self.score(self.prepare(path, whole_image, num_frames), cams)
+
+    def prepare(self, path: str | Path, whole_image: bool = False, num_frames: int | None = None) -> Analysis:
+        """The first half of ``analyze``: decode and find the faces (no model runs). A file that cannot be read
+        comes back with status "error", one without a face with "no_face"; ``score`` leaves both as they are.
+        Split so that ``batch`` can prepare the next files while the models score this one."""
         report = Report(file=Path(path).name, face_mode="whole_image" if whole_image else "detect",
                         device=str(self.device), tta=self.tta)
         try:
-            return self._analyze(Path(path), report, whole_image, num_frames or self.num_frames, cams)
+            return self._prepare(Path(path), report, whole_image, num_frames or self.num_frames)
         except DeepfakeSpaceError as e:
             report.status, report.message = STATUS_ERROR, str(e)
             logger.warning("%s: %s", path, e)
             return Analysis(report)
 
-    def _analyze(self, path: Path, report: Report, whole_image: bool, num_frames: int, cams: int) -> Analysis:
+    def score(self, analysis: Analysis, cams: int = 0) -> Analysis:
+        """The second half of ``analyze``: every model on the prepared faces, and the file's verdicts."""
+        report = analysis.report
+        if report.status != STATUS_OK:
+            return analysis
+        flat = [(fi, x) for fi, fs in enumerate(analysis.faces) for x in fs]
+        try:
+            for loaded, model_report in zip(self.models, report.models):
+                self._run_model(loaded, model_report, analysis, flat, cams)
+        except DeepfakeSpaceError as e:
+            report.status, report.message = STATUS_ERROR, str(e)
+            logger.warning("%s: %s", report.file, e)
+            return Analysis(report)
+        report.latency_ms["total"] = round(report.latency_ms["decode"] + report.latency_ms["detect"]
+                                           + sum(m.total_ms for m in report.models), 2)
+        return analysis
+
+    def _prepare(self, path: Path, report: Report, whole_image: bool, num_frames: int) -> Analysis:
         media = load_media(path, num_frames=num_frames, max_duration=self.max_duration)
         report.kind, report.width, report.height = media.kind, media.width, media.height
         report.duration, report.fps = media.duration, media.fps
@@ -154,24 +193,17 @@ class Detector:
                          for f, fs in zip(media.frames, faces)]
         report.detectors_used = sorted({x.detector for fs in faces for x in fs})
         report.models = [self._model_report(m) for m in self.models]
-        analysis = Analysis(report, media, faces)
-        flat = [(fi, x) for fi, fs in enumerate(faces) for x in fs]
-        if not flat:
+        if not any(faces):
             report.status = STATUS_NO_FACE
             where = "the image" if media.kind == "image" else f"any of the {len(media.frames)} sampled frames"
             report.message = f"No face was found in {where}; no verdict is given."
-            return analysis
-        for loaded, model_report in zip(self.models, report.models):
-            self._run_model(loaded, model_report, analysis, flat, cams)
-        report.latency_ms["total"] = round(report.latency_ms["decode"] + report.latency_ms["detect"]
-                                           + sum(m.total_ms for m in report.models), 2)
-        return analysis
+        return Analysis(report, media, faces)
 
     @staticmethod
     def _model_report(m: LoadedModel) -> ModelReport:
         cfg = m.model.config
         return ModelReport(name=m.name, spec=m.spec, arch=cfg.arch, params=m.params, file_size_mb=m.file_size_mb,
-                           input_size=cfg.input_size, threshold=cfg.threshold, uncertain_band=cfg.uncertain_band)
+                           runtime=m.engine.name, input_size=cfg.input_size, threshold=cfg.threshold, uncertain_band=cfg.uncertain_band)
 
     def _run_model(self, loaded: LoadedModel, out: ModelReport, analysis: Analysis,
                    flat: list[tuple[int, Face]], cams: int) -> None:
@@ -185,7 +217,7 @@ class Detector:
         with loaded.lock:
             with self._timer(latency, "forward"):
                 inputs = temporal_clips(batch, flat, cfg.num_frames) if cfg.num_frames > 1 else batch
-                probs = self._forward(model, inputs)
+                probs = self._forward(loaded, inputs)
             if cams:
                 with self._timer(latency, "gradcam"):
                     top = np.argsort(-probs)[:cams]
@@ -196,11 +228,11 @@ class Detector:
         self._aggregate(out, analysis.report, flat, probs, cfg)
 
     @torch.no_grad()
-    def _forward(self, model: DeepfakeDetector, batch: torch.Tensor) -> np.ndarray:
+    def _forward(self, loaded: LoadedModel, batch: torch.Tensor) -> np.ndarray:
         """P(fake) per crop, in chunks of MAX_BATCH, optionally averaged with the horizontal flip."""
         probs = []
         for chunk in batch.split(MAX_BATCH):
-            probs.append(model.predict_proba(chunk, tta=self.tta).cpu())
+            probs.append(loaded.predict_proba(chunk, tta=self.tta).cpu())
         return torch.cat(probs).numpy()
 
     @staticmethod

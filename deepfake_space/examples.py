@@ -20,13 +20,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
 
+from deepfake_space.synth import write_video
+
 logger = logging.getLogger(__name__)
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "examples"
+# The committed crops: the checkout's examples/ unless DEEPFAKE_EXAMPLES_DIR names another folder.
+EXAMPLES_DIR = Path(os.environ.get("DEEPFAKE_EXAMPLES_DIR") or Path(__file__).resolve().parents[1] / "examples")
 SOURCES_FILE = "sources.json"
 VIDEO_NAME = "moving_face.mp4"
 LABELS = {0: "real", 1: "fake"}
@@ -124,24 +126,9 @@ def moving_face_frame(face: Image.Image, t: float, width: int, height: int) -> n
 
 def write_moving_face_video(face_image: str | Path, path: str | Path, seconds: float = 3.0, fps: int = 12,
                             width: int = 480, height: int = 360) -> Path:
-    """Encode ``seconds`` of the face moving over a background as H.264 (yuv420p) into ``path``.
-
-    Written to a temporary name first and renamed, so a concurrent start never sees half a file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Encode ``seconds`` of the face moving over a background as H.264 (yuv420p, CRF 23) into ``path``."""
     face = Image.open(face_image).convert("RGB")
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}{path.suffix}")
-    with av.open(str(tmp), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "23", "preset": "veryfast"}
-        for i in range(int(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(moving_face_frame(face, i / fps, width, height), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    tmp.replace(path)
-    return path
+    return write_video(path, lambda t: moving_face_frame(face, t, width, height), seconds, fps, crf=23)
 
 
 def example_video(folder: str | Path | None = None, crops: str | Path = EXAMPLES_DIR) -> Path | None:

@@ -25,6 +25,9 @@ from deepfake_space.errors import (CorruptMediaError, EmptyMediaError, MediaErro
 logger = logging.getLogger(__name__)
 
 DEFAULT_NUM_FRAMES = 16
+# What the upload box and `batch` take by name; decoding itself goes by content (``load_media``).
+MEDIA_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif",
+                            ".mp4", ".webm", ".mov", ".avi", ".mkv", ".m4v", ".mpg", ".mpeg"})
 MAX_DURATION_S = 600.0
 MAX_PIXELS = 50_000_000
 MAX_FILE_BYTES = 500 * 1024 * 1024

@@ -46,6 +46,7 @@ class ModelReport:
     input_size: int
     threshold: float
     uncertain_band: float
+    runtime: str = "torch"  # what ran the forwards: "torch", "onnx fp32" or "onnx int8"
     verdict: str = VERDICT_NO_FACE
     p_fake: float | None = None
     frame_p_fake: list[float | None] = field(default_factory=list)

@@ -1,4 +1,4 @@
-"""What is particular to running on a Hugging Face Space: ZeroGPU, which models, where to listen.
+"""What is particular to running on a Hugging Face Space: ZeroGPU, where to listen, how many CPUs to use.
 
 Nothing here touches the network or loads a model at import time. ``spaces`` is imported here, when
 installed, because ZeroGPU wants it imported before torch initialises CUDA; off ZeroGPU it does nothing.
@@ -16,14 +16,11 @@ try:
 except ImportError:  # not on a Space and not installed: the decorator is a no-op
     spaces = None
 
-from deepfake_space.defaults import MODELS_DIR, model_specs
 
 logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable)
 
-# The control and the other distillation variant, offered in the dropdowns when their folders are there.
-OPTIONAL_MODELS = {"student-scratch": "student-scratch", "student-kd-mse": "student-kd-mse"}
 DEFAULT_PORT = 7860
 DEFAULT_CONCURRENCY = 2  # analyses at once, each with its share of the CPUs (configure_torch_threads)
 GPU_DURATION_S = 60
@@ -50,19 +47,6 @@ def gpu(fn: F | None = None, *, duration: int = GPU_DURATION_S) -> F | Callable[
         return f if spaces is None else spaces.GPU(duration=duration)(f)
 
     return wrap(fn) if fn is not None else wrap
-
-
-def app_model_specs() -> dict[str, str]:
-    """``name -> spec`` for the app: the CLI's set (env ``DEEPFAKE_TEACHER`` / ``DEEPFAKE_STUDENT`` /
-    ``DEEPFAKE_MODELS`` or the embedded teacher and student-kd) plus the embedded ``student-scratch``
-    baseline and ``student-kd-mse`` variant when their folders exist and ``DEEPFAKE_MODELS`` is unset (set it,
-    even empty, to opt out)."""
-    specs = model_specs()
-    if "DEEPFAKE_MODELS" not in os.environ:
-        for name, folder in OPTIONAL_MODELS.items():
-            if name not in specs and (MODELS_DIR / folder / "config.json").is_file():
-                specs[name] = str(MODELS_DIR / folder)
-    return specs
 
 
 def server_name() -> str:

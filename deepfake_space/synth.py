@@ -5,7 +5,9 @@ Nothing is downloaded: the face comes with scikit-image, the video is encoded wi
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Callable
 
 import av
 import numpy as np
@@ -41,21 +43,31 @@ class FaceScene:
         return out
 
 
+def write_video(path: str | Path, frame_at: Callable[[float], np.ndarray], seconds: float, fps: int,
+                codec: str = "libx264", crf: int | None = None) -> Path:
+    """Encode ``frame_at(t)`` (H x W x 3 uint8 RGB, even sides) for ``seconds`` at ``fps`` into ``path``: the one
+    video writer of the examples, the bench and the tests. Written under a temporary name and renamed, so a
+    concurrent reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}{path.suffix}")
+    first = frame_at(0.0)
+    with av.open(str(tmp), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.height, stream.width = first.shape[:2]
+        stream.pix_fmt = "yuv420p" if codec != "mjpeg" else "yuvj420p"
+        if codec == "libx264":
+            stream.options = {"preset": "veryfast"} | ({"crf": str(crf)} if crf is not None else {})
+        for i in range(int(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(first if i == 0 else frame_at(i / fps), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    tmp.replace(path)
+    return path
+
+
 def write_face_video(path: str | Path, seconds: float = 10.0, height: int = 720, fps: int = 30,
                      codec: str = "libx264") -> Path:
     """Encode a ``seconds``-long 16:9 video of a moving face (H.264 in .mp4 by default)."""
-    path = Path(path)
     width = (height * 16 // 9) // 2 * 2
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height = width, height
-        stream.pix_fmt = "yuv420p" if codec != "mjpeg" else "yuvj420p"
-        stream.options = {"preset": "veryfast"} if codec == "libx264" else {}
-        scene = FaceScene(width, height)
-        for i in range(int(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(scene.frame(i / fps), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_video(path, FaceScene(width, height).frame, seconds, fps, codec)

@@ -1,8 +1,8 @@
 """The Gradio Blocks: two models side by side on one upload, with Grad-CAM, latency and a JSON report.
 
-All analysis happens in ``Detector.analyze``; this module only turns its ``Analysis`` into what the
-components show. ``build_demo`` loads the models once and returns the Blocks; ``app.py`` queues and
-launches it. The main event is exposed as ``/analyze`` (see ``OUTPUTS`` for the order of its results).
+All analysis happens in ``Detector.analyze`` and every value shown is computed by ``presentation``; this
+module lays out the Blocks and wires the events. ``build_demo`` loads the models once and returns the Blocks;
+``app.py`` queues and launches it. The main event is exposed as ``/analyze`` (see ``OUTPUTS`` for the order of its results).
 """
 # ruff: noqa: E402  (the environment is set before gradio is imported)
 
@@ -14,7 +14,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 
 import copy
 import hashlib
-import html
 import json
 import logging
 import shutil
@@ -25,16 +24,17 @@ from typing import Any, Callable
 
 import gradio as gr
 import numpy as np
-import pandas as pd
-from PIL import Image, ImageDraw
 
 import deepfake_space
 from deepfake_space import examples as example_media
-from deepfake_space.cli import MEDIA_SUFFIXES
 from deepfake_space.detector import Analysis, Detector
-from deepfake_space.media import DEFAULT_NUM_FRAMES
-from deepfake_space.report import STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, ModelReport, Report
-from deepfake_space.space import app_model_specs, gpu, on_zero_gpu
+from deepfake_space.media import DEFAULT_NUM_FRAMES, MEDIA_SUFFIXES
+from deepfake_space.presentation import (LATENCY_HEADERS, cam_gallery, frame_gallery, label_file, latency_rows,
+                                          model_info, report_files, report_timeline, status_box, status_html,
+                                          summary_markdown, timeline_frame)
+from deepfake_space.report import STATUS_ERROR, STATUS_OK, Report
+from deepfake_space.model_choice import app_model_specs, model_precisions
+from deepfake_space.space import gpu, on_zero_gpu
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +42,9 @@ TITLE = "Deepfake detector: teacher vs distilled student"
 MAX_UPLOAD_MB = 200  # Gradio refuses bigger uploads (launch(max_file_size=...)); the library has its own limits
 MAX_FRAMES = 64
 CAMS_PER_MODEL = 4  # Grad-CAM overlays of the most suspicious faces, per model
-MAX_THUMB_SIDE = 480
 REPORT_MAX_AGE_S = 3600
 # Gradio's example cache as configured when this module was imported; build_demo uses a sub-folder per model set.
 EXAMPLES_CACHE_ROOT = os.environ.get("GRADIO_EXAMPLES_CACHE") or ".gradio/cached_examples"
-TIMELINE_COLUMNS = ["time_s", "p_fake", "model"]
-LATENCY_HEADERS = ["stage", "ms"]
 # The results of /analyze, in order (gradio_client returns them as a tuple).
 OUTPUTS = ["status", "summary", "label_a", "cams_a", "latency_a", "info_a", "label_b", "cams_b", "latency_b",
            "info_b", "timeline", "frames", "report_json", "report_file"]
@@ -55,8 +52,6 @@ OUTPUTS = ["status", "summary", "label_a", "cams_a", "latency_a", "info_a", "lab
 # One colour per loaded model in the timeline.
 SERIES_COLOURS = {"blue": "#2563eb", "orange": "#ea580c", "green": "#16a34a", "purple": "#9333ea", "red": "#dc2626",
                   "cyan": "#0891b2", "grey": "#6b7280"}
-STATUS_COLOURS = {"idle": ("#eef2f7", "#1f2937"), STATUS_OK: ("#e8f5e9", "#1b5e20"),
-                  STATUS_NO_FACE: ("#fff8e1", "#7a5b00"), STATUS_ERROR: ("#ffebee", "#b71c1c")}
 DESCRIPTION = """
 Upload a face photo or a short video (mp4, webm, mov, avi, mkv), or pick an example, then press **Analyze**.
 Both detectors see the same detected faces. The verdict is *fake*, *real* or *uncertain* (P(fake) close to the
@@ -70,160 +65,6 @@ faces, lip-sync and expression edits, so they answer "uncertain" rather than acc
 def max_upload_mb() -> int:
     """The upload limit handed to ``launch(max_file_size=...)``: ``DEEPFAKE_MAX_UPLOAD_MB`` or 200."""
     return int(os.environ.get("DEEPFAKE_MAX_UPLOAD_MB") or MAX_UPLOAD_MB)
-
-
-def status_html(kind: str, title: str, detail: str = "") -> str:
-    """A coloured status box; everything user- or file-derived is escaped."""
-    bg, fg = STATUS_COLOURS.get(kind, STATUS_COLOURS["idle"])
-    body = f"<strong>{html.escape(title)}</strong>"
-    if detail:
-        body += f"<br><span>{html.escape(detail)}</span>"
-    return (f'<div class="df-status df-status-{kind}" style="background:{bg};color:{fg};padding:10px 14px;'
-            f'border-radius:8px;border:1px solid {fg}33">{body}</div>')
-
-
-# -- Analysis -> component values -------------------------------------------------------------------------
-
-
-def _flat_faces(report: Report) -> list[tuple[int, Any]]:
-    """(frame position, FaceReport) in the order the detector batched them (the CAM index refers to it)."""
-    return [(fi, face) for fi, frame in enumerate(report.frames) for face in frame.faces]
-
-
-def _label_file(m: ModelReport, folder: Path) -> str | None:
-    """gr.Label value: the verdict (fake / real / uncertain) as its label and P(fake) / P(real) as confidences.
-
-    Written as a JSON file because that is the one form ``gr.Label`` accepts with a label of our choosing
-    (a dict would make the higher probability the label, which is wrong for 'uncertain' and for thresholds
-    other than 0.5).
-    """
-    if m.p_fake is None:
-        return None
-    path = folder / f"label_{m.name}.json"
-    path.write_text(json.dumps({"label": m.verdict, "confidences": [
-        {"label": "fake", "confidence": m.p_fake}, {"label": "real", "confidence": round(1 - m.p_fake, 5)}]}))
-    return str(path)
-
-
-def _save_jpeg(image: np.ndarray | Image.Image, path: Path) -> str:
-    """Images go to the components as files of our own: Gradio writes returned arrays into its cache
-    non-atomically under a content hash, so two requests returning the same picture could serve a
-    half-written file; files are copied in atomically."""
-    (image if isinstance(image, Image.Image) else Image.fromarray(image)).save(path, quality=90)
-    return str(path)
-
-
-def _cam_gallery(analysis: Analysis, name: str, folder: Path) -> list[tuple[str, str]]:
-    report, flat = analysis.report, _flat_faces(analysis.report)
-    several = len({face.track_id for _, face in flat}) > 1
-    items = []
-    for n, (index, image) in enumerate(analysis.cams.get(name, [])):
-        fi, face = flat[index]
-        where = [f"t={report.frames[fi].timestamp:.2f} s"] if report.kind == "video" else []
-        who = [f"face {face.track_id + 1}"] if several else []
-        caption = " · ".join(where + who + [f"P(fake) {face.p_fake.get(name, float('nan')):.2f}"])
-        items.append((_save_jpeg(image, folder / f"cam_{name}_{n}.jpg"), caption))
-    return items
-
-
-def _latency_rows(report: Report, m: ModelReport | None) -> list[list[Any]]:
-    shared = [["decode", report.latency_ms.get("decode")], ["face detection", report.latency_ms.get("detect")]]
-    if m is None:
-        return [[k, None if v is None else round(v, 1)] for k, v in shared]
-    own = [["preprocessing", m.latency_ms.get("preprocess")], ["forward", m.latency_ms.get("forward")],
-           ["Grad-CAM", m.latency_ms.get("gradcam")]]
-    rows = [[k, None if v is None else round(v, 1)] for k, v in shared + own]
-    rows.append(["total", round(sum(v for _, v in rows if v is not None), 1)])
-    return rows
-
-
-def _model_info(m: ModelReport) -> str:
-    return (f"`{m.arch}` · **{m.params / 1e6:.2f} M** params · **{m.file_size_mb:.2f} MB** · input {m.input_size} px"
-            f" · threshold {m.threshold:.2f} (± {m.uncertain_band:.2f} uncertain)")
-
-
-def _timeline_frame(rows: list[tuple[float, float, str]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=TIMELINE_COLUMNS).astype({"time_s": float, "p_fake": float, "model": str})
-
-
-def _timeline(report: Report) -> pd.DataFrame:
-    rows = []
-    if report.kind == "video":
-        for m in report.models:
-            rows += [(report.frames[i].timestamp, p, m.name) for i, p in enumerate(m.frame_p_fake) if p is not None]
-    return _timeline_frame(rows)
-
-
-def _frame_gallery(analysis: Analysis, folder: Path) -> list[tuple[str, str]]:
-    """The sampled frames, downscaled, with the detected faces boxed."""
-    if analysis.media is None:
-        return []
-    items = []
-    for frame, frame_report in zip(analysis.media.frames, analysis.report.frames):
-        image = Image.fromarray(frame.image)
-        scale = min(1.0, MAX_THUMB_SIDE / max(image.size))
-        if scale < 1.0:
-            image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
-        draw = ImageDraw.Draw(image)
-        for face in frame_report.faces:
-            draw.rectangle([v * scale for v in face.box], outline=(255, 64, 64), width=3)
-        n = len(frame_report.faces)
-        when = f"t={frame_report.timestamp:.2f} s · " if analysis.report.kind == "video" else ""
-        items.append((_save_jpeg(image, folder / f"frame_{frame_report.index}.jpg"),
-                      f"{when}{n} face{'s' if n != 1 else ''}"))
-    return items
-
-
-def _summary(report: Report, names: list[str]) -> str:
-    lines = []
-    if report.status == STATUS_OK:
-        a, b = report.model(names[0]), report.model(names[-1])
-        if a.name == b.name:
-            lines.append(f"**Both columns show {a.name}**: verdict *{a.verdict}*.")
-        elif report.agreement():
-            lines.append(f"**Agreement:** {a.name} and {b.name} both say *{a.verdict}*.")
-        else:
-            lines.append(f"**Disagreement:** {a.name} says *{a.verdict}*, {b.name} says *{b.verdict}*.")
-        speedup = report.speedup(b.name, a.name)
-        if speedup is not None and a.name != b.name:
-            ms = [sum(v for k, v in m.latency_ms.items() if k in ("preprocess", "forward")) for m in (a, b)]
-            lines.append(f"**Speed-up of {b.name} over {a.name}: {speedup:.1f}×** "
-                         f"(preprocessing + forward: {ms[1]:.1f} ms vs {ms[0]:.1f} ms).")
-    if report.kind == "video":
-        with_faces = sum(1 for f in report.frames if f.faces)
-        lines.append(f"**Video:** {report.duration or 0:.1f} s at {report.fps or 0:.0f} fps, "
-                     f"{report.width}×{report.height} · **{len(report.frames)} frames sampled**, "
-                     f"faces in {with_faces}")
-    elif report.kind == "image":
-        lines.append(f"**Image:** {report.width}×{report.height}")
-    if report.kind:
-        mode = "whole image taken as the face" if report.face_mode == "whole_image" else "faces detected"
-        lines.append(f"**Faces:** {report.faces_found} ({mode}) · face detector: "
-                     f"{', '.join(report.detectors_used) or 'none fired'} · device: {report.device}")
-    return "  \n".join(lines)
-
-
-def _status(report: Report) -> str:
-    if report.status == STATUS_OK:
-        what = f"{report.faces_found} face{'s' if report.faces_found != 1 else ''}"
-        if report.kind == "video":
-            what += f" in {len(report.frames)} sampled frames"
-        return status_html(STATUS_OK, f"Analysed {report.file}: {what}.",
-                           f"Total {report.latency_ms.get('total', 0):.0f} ms on {report.device}.")
-    if report.status == STATUS_NO_FACE:
-        return status_html(STATUS_NO_FACE, "No face found, so no verdict.", report.message)
-    return status_html(STATUS_ERROR, f"Could not analyse {report.file or 'this file'}.", report.message)
-
-
-def _report_files(report: Report, names: list[str], folder: Path) -> tuple[dict, str]:
-    data = report.to_dict()
-    if report.status == STATUS_OK:
-        a, b = names[0], names[-1]
-        data["comparison"] = {"models": [a, b], "agreement": report.agreement(),
-                              "speedup": report.speedup(b, a)}
-    path = folder / "report.json"
-    path.write_text(json.dumps(data, indent=2))
-    return data, str(path)
 
 
 class DemoApp:
@@ -273,8 +114,8 @@ class DemoApp:
 
     def empty(self, status: str) -> tuple:
         """Every output cleared, with ``status`` in the status box."""
-        none_latency = _latency_rows(Report(file=""), None)
-        return (status, "", None, [], none_latency, "", None, [], none_latency, "", _timeline(Report(file="")),
+        none_latency = latency_rows(Report(file=""), None)
+        return (status, "", None, [], none_latency, "", None, [], none_latency, "", report_timeline(Report(file="")),
                 [], None, None)
 
     def analyze(self, media: str | None, whole_image: bool = False, frames: float = DEFAULT_NUM_FRAMES,
@@ -302,17 +143,17 @@ class DemoApp:
     def _outputs(self, analysis: Analysis, chosen: list[str]) -> tuple:
         report = analysis.report
         folder = self._request_dir()
-        report_json, report_file = _report_files(report, chosen, folder)
+        report_json, report_file = report_files(report, chosen, folder)
         columns = []
         for name in chosen:
             m = next((m for m in report.models if m.name == name), None)
             if m is None or report.status != STATUS_OK:
-                columns += [None, [], _latency_rows(report, None), _model_info(m) if m else ""]
+                columns += [None, [], latency_rows(report, None), model_info(m) if m else ""]
             else:
-                columns += [_label_file(m, folder), _cam_gallery(analysis, name, folder), _latency_rows(report, m),
-                            _model_info(m)]
-        return (_status(report), _summary(report, chosen), *columns, _timeline(report),
-                _frame_gallery(analysis, folder), report_json, report_file)
+                columns += [label_file(m, folder), cam_gallery(analysis, name, folder), latency_rows(report, m),
+                            model_info(m)]
+        return (status_box(report), summary_markdown(report, chosen), *columns, report_timeline(report),
+                frame_gallery(analysis, folder), report_json, report_file)
 
 
 def _restore_plot_from_cache(plot: gr.LinePlot) -> None:
@@ -331,7 +172,7 @@ def _model_column(app: DemoApp, title: str, value: str, suffix: str) -> dict[str
         label = gr.Label(label="Verdict and P(fake)", elem_id=f"verdict-{suffix}")
         cams = gr.Gallery(label="Grad-CAM on the most suspicious faces", columns=2, fit_columns=False,
                           height=320, object_fit="contain", elem_id=f"cams-{suffix}")
-        latency = gr.Dataframe(value=_latency_rows(Report(file=""), None), headers=LATENCY_HEADERS,
+        latency = gr.Dataframe(value=latency_rows(Report(file=""), None), headers=LATENCY_HEADERS,
                                datatype=["str", "number"], label="Latency (ms)", interactive=False,
                                elem_id=f"latency-{suffix}")
         info = gr.Markdown(elem_id=f"info-{suffix}")
@@ -354,12 +195,13 @@ def build_demo(detector: Detector | None = None, *, with_examples: bool = True, 
                gpu_decorator: Callable[[Callable], Callable] | None = None) -> gr.Blocks:
     """Load the models (unless ``detector`` is given) and build the Blocks. Call ``.queue()`` and ``.launch()``.
 
-    Models come from ``space.app_model_specs()`` (env ``DEEPFAKE_TEACHER`` / ``DEEPFAKE_STUDENT`` /
+    Models come from ``model_choice.app_model_specs()`` (env ``DEEPFAKE_TEACHER`` / ``DEEPFAKE_STUDENT`` /
     ``DEEPFAKE_MODELS``, else the embedded folders) and move to CUDA when there is one. ``warm_up`` runs
     them once on an example crop (skipped on ZeroGPU, where CUDA is only lent inside ``@spaces.GPU``).
     """
     if detector is None:
-        detector = Detector(app_model_specs(), device="auto")
+        specs = app_model_specs()
+        detector = Detector(specs, device="auto", precision=model_precisions(specs))
     app = DemoApp(detector)
     _examples_cache_per_model_set(detector)
     crops = example_media.face_crops()
@@ -389,7 +231,7 @@ def build_demo(detector: Detector | None = None, *, with_examples: bool = True, 
                 # The browser fixes the colour domain from the first value: start with one empty point per
                 # model. Its legend does not draw (Gradio 6.31), so the caption names the colours.
                 colours = dict(zip(app.names, list(SERIES_COLOURS) * len(app.names)))
-                timeline = gr.LinePlot(_timeline_frame([(np.nan, np.nan, name) for name in app.names]),
+                timeline = gr.LinePlot(timeline_frame([(np.nan, np.nan, name) for name in app.names]),
                                        x="time_s", y="p_fake", color="model", colors_in_legend=[],
                                        color_map={name: SERIES_COLOURS[c] for name, c in colours.items()},
                                        caption="time in seconds; " + ", ".join(f"{n}: {c}" for n, c in colours.items()),

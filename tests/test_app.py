@@ -215,7 +215,7 @@ def test_importing_app_does_no_work():
 
 
 def test_space_helpers(monkeypatch, tmp_path):
-    from deepfake_space import space
+    from deepfake_space import model_choice, space
 
     monkeypatch.delenv("SPACE_ID", raising=False)
     monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
@@ -226,8 +226,14 @@ def test_space_helpers(monkeypatch, tmp_path):
     monkeypatch.setenv("DEEPFAKE_TEACHER", "org/teacher@v1")
     monkeypatch.setenv("DEEPFAKE_STUDENT", str(tmp_path))
     monkeypatch.setenv("DEEPFAKE_MODELS", "extra=org/extra@main")
-    assert space.app_model_specs() == {"teacher": "org/teacher@v1", "student": str(tmp_path),
+    assert model_choice.app_model_specs() == {"teacher": "org/teacher@v1", "student": str(tmp_path),
                                        "extra": "org/extra@main"}
+    monkeypatch.delenv("DEEPFAKE_MODELS")
+    (tmp_path / "model.int8.onnx").write_bytes(b"")
+    specs = model_choice.app_model_specs()
+    assert specs["student (int8)"] == str(tmp_path), "the student's int8 file is one more model to compare"
+    assert model_choice.model_precisions(specs)["student (int8)"] == "int8"
+    assert model_choice.model_precisions(specs)["teacher"] == "fp32"
     assert space.gpu(lambda x: x + 1)(1) == 2  # spaces.GPU is a no-op off ZeroGPU
     assert space.gpu(duration=10)(lambda: "ok")() == "ok"
     assert set(TEST_MODELS) == {"teacher", "student", "student-scratch"}

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -76,3 +79,45 @@ def test_threads_option_sets_torch_threads_and_rejects_zero(model_args, inbox, c
         torch.set_num_threads(before)
     assert main([*model_args, "--threads", "0", "predict", str(inbox / "face.png")]) == 2
     assert "--threads must be at least 1" in capsys.readouterr().err
+
+
+def _scored(path):
+    """Each file's row without the run-dependent columns (none: the same models give the same scores)."""
+    return {name: {k: v for k, v in row.items() if k != "filename"} for name, row in _rows(path).items()}
+
+
+def test_two_processes_write_the_csv_one_process_writes(model_args, inbox, tmp_path):
+    for i in range(3):  # more files than processes, so each rank gets several
+        (inbox / f"face{i}.png").write_bytes((inbox / "face.png").read_bytes())
+    single = tmp_path / "single.csv"
+    assert main([*model_args, "--threads", "1", "batch", str(inbox), "--out", str(single), "--prefetch", "0"]) == 0
+    pair = tmp_path / "pair.csv"
+    # accelerate's multi-process launcher (torchrun underneath) is --multi_gpu, on CPUs too (gloo)
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "deepfake_space"]
+    done = subprocess.run([*launch, *model_args, "batch", str(inbox), "--out", str(pair)], capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "shard 0 of 2" in done.stdout and "shard 1 of 2" in done.stdout
+    assert _scored(pair) == _scored(single)
+    assert not list(tmp_path.glob("pair.part*")), "rank 0 merged and removed the parts"
+
+
+def test_pipelined_batch_matches_one_file_after_another_and_resumes_parts(model_args, inbox, tmp_path):
+    from deepfake_space.batch import Shard, list_inputs, run_batch
+    from deepfake_space.detector import Detector
+
+    inputs = list_inputs(inbox)
+    specs = dict(arg.split("=", 1) for arg in model_args[1::2])
+    with Detector(specs, device="cpu") as detector:
+        plain, piped = tmp_path / "plain.csv", tmp_path / "piped.csv"
+        run_batch(detector, inputs, plain, prefetch=0, progress=False)
+        run_batch(detector, inputs, piped, prefetch=2, progress=False)
+        assert _scored(piped) == _scored(plain)
+        # an interrupted two-process run left rank 1's part: a rerun alone keeps it and does the rest
+        resumed = tmp_path / "resumed.csv"
+        first = run_batch(detector, inputs, resumed, shard=Shard(1, 2), progress=False)
+        assert first.written == len(inputs) // 2 and resumed.with_name("resumed.part1-of-2.csv").exists()
+        rest = run_batch(detector, inputs, resumed, progress=False)
+    assert rest.written == len(inputs) - first.written and rest.skipped == first.written
+    assert _scored(resumed) == _scored(plain) and not list(tmp_path.glob("resumed.part*"))

@@ -135,14 +135,14 @@ def test_per_face_latency_times_every_model_in_turn(detector):
     from deepfake_space.bench import per_face_latency_ms
 
     calls = []
-    originals = {m.name: m.model.forward for m in detector.models}
+    originals = {m.name: m.model.net.forward for m in detector.models}
     try:
         for m in detector.models:
-            m.model.forward = lambda x, name=m.name: (calls.append(name), originals[name](x))[1]
+            m.model.net.forward = lambda x, name=m.name: (calls.append(name), originals[name](x))[1]
         latency = per_face_latency_ms(detector.models, detector.device, repeats=3)
     finally:
         for m in detector.models:
-            del m.model.forward
+            del m.model.net.forward
     assert set(latency) == {"teacher", "student"}
     assert all(ms > 0 for ms in latency.values())
     assert calls[:4] == ["teacher", "student", "teacher", "student"]  # interleaved, not one model after the other

@@ -311,9 +311,9 @@ def test_pull_through_olah_mirror_gives_identical_logits(olah_mirror, folders, t
 
 
 def test_card_of_a_chain_of_warm_restarts_lists_every_cycle_and_command(tmp_path):
-    first = "accelerate launch -m train.train --model resnet8 --epochs 28 --output_dir runs/first"
+    first = "accelerate launch -m train.train --model resnet8 --epochs 28 --output-dir runs/first"
     second = first.replace("runs/first", "runs/second") + " --init runs/first/best"
-    third = STUDENT_TRAINING["command"] + " --init runs/second/best --teacher_views 2"
+    third = STUDENT_TRAINING["command"] + " --init runs/second/best --teacher-views 2"
     training = STUDENT_TRAINING | {
         "command": third, "teacher_views": 2, "teacher_weights": "2222222222222222",
         "warm_start": {"from": "runs/second/best", "epoch": 20, "val_auc": 0.901, "command": second,

@@ -32,6 +32,7 @@ SMALL: dict[str, dict] = {
     "efficientnet_b7": {"input_size": 64},  # timm's B7 has no width knob: 64M params, but 64 px is cheap
     "resnet8": {"input_size": 64},
     "resnet8_w24": {"input_size": 64},
+    "dsnet_tiny": {"input_size": 64},
     "mobilenetv2_100": {"input_size": 64},
     "mobilenetv2_035": {"input_size": 64},
     "cross_efficient_vit": {"input_size": 64, "arch_args": {"img_size": 64, "dims": (32, 64), "depth": 1,
@@ -115,7 +116,7 @@ def test_folding_batchnorm_keeps_outputs_params_and_cam_layer(arch):
     torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
     assert model.num_params() == params
     left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
-    if arch.startswith(("resnet8", "efficientnet", "mobilenet")):  # the CNNs: every norm folds, Grad-CAM's layer stays
+    if arch.startswith(("resnet8", "dsnet", "efficientnet", "mobilenet")):  # the CNNs: every norm folds, Grad-CAM's layer stays
         assert norms > 0 and left == 0, f"{left} of {norms} BatchNorms left"
         assert isinstance(model.cam_target_layer, torch.nn.Module)
 
@@ -311,3 +312,9 @@ def test_macs_of_a_known_layer():
     config = default_config("resnet8", input_size=10)
     assert count_macs(net, config) == 3 * 8 * 9 * 10 * 10
     assert count_params(net) == 3 * 8 * 9
+
+
+def test_tiny_student_is_under_one_percent_of_the_teacher():
+    tiny = DeepfakeDetector.create("dsnet_tiny").num_params()
+    teacher = DeepfakeDetector.create("efficientnet_lite0").num_params()
+    assert tiny <= 0.01 * teacher, (tiny, teacher)

@@ -59,13 +59,13 @@ def test_every_released_recipe_parses_into_train_options(path):
     recipe = load_recipe(path)
     assert (ROOT / "models" / recipe.name).is_dir(), f"{recipe.name} is no released model"
     for stage in recipe.stages:
-        args = parse_args(["--output_dir", str(stage.output_dir)], stage.values)
+        args = parse_args(["--output-dir", str(stage.output_dir)], stage.values)
         assert args.model and args.data and args.output_dir == str(stage.output_dir)
 
 
 def test_unknown_options_and_stage_output_dirs_are_refused(tmp_path):
     with pytest.raises(ValueError, match="learning_rate"):
-        parse_args(["--output_dir", "x"], {"model": "resnet8", "data": "d", "learning_rate": 1.0})
+        parse_args(["--output-dir", "x"], {"model": "resnet8", "data": "d", "learning_rate": 1.0})
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\noutput_dir = "runs/x"\n[[stages]]\nname = "a"\noutput_dir = "elsewhere"\n')
     with pytest.raises(ValueError, match="OUTPUT_DIR/NAME"):

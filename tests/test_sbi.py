@@ -96,3 +96,17 @@ def test_dataset_appends_one_fake_per_real_with_landmarks(rows, landmarks):
     np.testing.assert_array_equal(ds[len(rows)][0].numpy(), x.numpy())
     with pytest.raises(ValueError, match="landmark rows"):
         SelfBlendDataset(rows, lambda x: x, points[:3])
+
+
+def test_rows_get_the_targets_jitter_as_often_as_blends_do(rows, landmarks):
+    """Reals and fakes alike are globally jittered about half of the time, so sharpness is no cue."""
+    points = landmarks[0]
+    ds = SelfBlendDataset(rows, lambda x: x, points)
+    torch.manual_seed(1)
+    changed = []
+    for _ in range(20):
+        for i in (0, 12):  # a real and a fake row
+            original = np.asarray(rows[i]["image"].convert("RGB"))
+            changed.append(not np.array_equal(ds[i][0].permute(1, 2, 0).numpy(), original))
+    share = float(np.mean(changed))
+    assert 0.25 < share < 0.75, share

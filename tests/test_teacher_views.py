@@ -137,11 +137,11 @@ def test_the_student_cycles_through_the_views_with_matching_soft_target_indices(
 def _train_on_bank(folder: Path, teacher: Path, output_dir: Path, *extra: str) -> None:
     from train.train import main as train_main
 
-    train_main(["--model", "resnet8", "--data", str(VAL_FILE), "--train_split", "validation",
-                "--train_subset", str(N), "--val_subset", "16", "--batch_size", "4", "--epochs", "2",
-                "--checkpointing_steps", "0", "--input_size", "32", "--num_workers", "0", "--seed", "3",
-                "--teacher", str(teacher), "--teacher_views", str(VIEWS), "--teacher_views_dir", str(folder),
-                "--output_dir", str(output_dir), *extra])
+    train_main(["--model", "resnet8", "--data", str(VAL_FILE), "--train-split", "validation",
+                "--train-subset", str(N), "--val-subset", "16", "--batch-size", "4", "--epochs", "2",
+                "--checkpointing-steps", "0", "--input-size", "32", "--num-workers", "0", "--seed", "3",
+                "--teacher", str(teacher), "--teacher-views", str(VIEWS), "--teacher-views-dir", str(folder),
+                "--output-dir", str(output_dir), *extra])
 
 
 def test_training_on_a_view_bank_records_it(bank, teacher, tmp_path):
@@ -156,4 +156,4 @@ def test_training_on_a_view_bank_records_it(bank, teacher, tmp_path):
 def test_training_with_another_view_seed_refuses_a_bank_drawn_with_this_one(bank, teacher, tmp_path):
     folder, _, _ = bank
     with pytest.raises(ValueError, match="another teacher, data or seed"):
-        _train_on_bank(folder, teacher, tmp_path / "run", "--teacher_views_seed", "1")
+        _train_on_bank(folder, teacher, tmp_path / "run", "--teacher-views-seed", "1")

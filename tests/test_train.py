@@ -47,9 +47,9 @@ def _run(cmd: list[str], check: bool = True, timeout: int = 300) -> subprocess.C
 
 
 def _train_args(out: Path, *extra: str) -> list[str]:
-    return ["-m", "train.train", "--model", "resnet8", "--data", str(DATA), "--train_subset", str(TRAIN_SUBSET),
-            "--val_subset", "32", "--batch_size", str(BATCH), "--epochs", str(EPOCHS), "--checkpointing_steps", "2",
-            "--input_size", "64", "--num_workers", "0", "--output_dir", str(out), *extra]
+    return ["-m", "train.train", "--model", "resnet8", "--data", str(DATA), "--train-subset", str(TRAIN_SUBSET),
+            "--val-subset", "32", "--batch-size", str(BATCH), "--epochs", str(EPOCHS), "--checkpointing-steps", "2",
+            "--input-size", "64", "--num-workers", "0", "--output-dir", str(out), *extra]
 
 
 def _launch_two(out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -76,13 +76,13 @@ def _saved_step(ckpt: Path) -> int:
 def resumed_and_straight(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("train")
     interrupted, straight = tmp / "interrupted", tmp / "straight"
-    first = _launch_two(interrupted, "--max_steps", str(STEPS_PER_EPOCH))
+    first = _launch_two(interrupted, "--max-steps", str(STEPS_PER_EPOCH))
     after_first = {
         "summary": _summary(interrupted),
         "checkpoints": [(c.name, _saved_step(c)) for c in _checkpoints(interrupted)],
         "rng_files": sorted(p.name for p in _checkpoints(interrupted)[-1].glob("random_states_*.pkl")),
     }
-    resumed = _launch_two(interrupted, "--resume_from_checkpoint", "latest")
+    resumed = _launch_two(interrupted, "--resume-from-checkpoint", "latest")
     _launch_two(straight)
     return {"interrupted": interrupted, "straight": straight, "first": first, "after_first": after_first,
             "resumed": resumed}
@@ -97,7 +97,7 @@ def test_two_processes_are_used(resumed_and_straight):
 
 def test_interrupted_run_saved_mid_epoch_and_epoch_end_checkpoints(resumed_and_straight):
     steps = [step for _, step in resumed_and_straight["after_first"]["checkpoints"]]
-    assert steps == [2, STEPS_PER_EPOCH]  # --checkpointing_steps 2 mid-epoch, then the epoch end
+    assert steps == [2, STEPS_PER_EPOCH]  # --checkpointing-steps 2 mid-epoch, then the epoch end
 
 
 def test_resume_starts_at_saved_step_and_finishes_like_straight_run(resumed_and_straight):
@@ -133,10 +133,10 @@ def test_best_model_is_loadable_with_a_picked_threshold(resumed_and_straight):
 # --- distillation with cached teacher logits -------------------------------------------------------------
 
 def _distil_args(out: Path, teacher: Path, cache: Path) -> list[str]:
-    return ["--model", "resnet8", "--data", str(DATA), "--train_subset", "32", "--val_subset", "16",
-            "--batch_size", "8", "--epochs", "1", "--checkpointing_steps", "0", "--input_size", "64",
-            "--num_workers", "0", "--teacher", str(teacher), "--teacher_logits", str(cache), "--kd", "kl",
-            "--alpha", "0.5", "--output_dir", str(out)]
+    return ["--model", "resnet8", "--data", str(DATA), "--train-subset", "32", "--val-subset", "16",
+            "--batch-size", "8", "--epochs", "1", "--checkpointing-steps", "0", "--input-size", "64",
+            "--num-workers", "0", "--teacher", str(teacher), "--teacher-logits", str(cache), "--kd", "kl",
+            "--alpha", "0.5", "--output-dir", str(out)]
 
 
 def _distil(out: Path, teacher: Path, cache: Path) -> subprocess.CompletedProcess:
@@ -179,9 +179,9 @@ def test_teacher_logits_are_cached_reused_and_refused_for_another_teacher(tmp_pa
 def test_recorded_command_reproduces_the_run_without_its_resume():
     from train.train import recipe_command
 
-    argv = ["--model", "resnet8", "--resume_from_checkpoint", "latest", "--output_dir", "runs/x",
-            "--resume_from_checkpoint=runs/x/checkpoints/checkpoint_3", "--lr", "1e-3"]
-    assert recipe_command(argv) == ("accelerate launch -m train.train --model resnet8 --output_dir runs/x "
+    argv = ["--model", "resnet8", "--resume-from-checkpoint", "latest", "--output-dir", "runs/x",
+            "--resume-from-checkpoint=runs/x/checkpoints/checkpoint_3", "--lr", "1e-3"]
+    assert recipe_command(argv) == ("accelerate launch -m train.train --model resnet8 --output-dir runs/x "
                                     "--lr 1e-3")
 
 
@@ -210,7 +210,7 @@ def test_warm_start_copies_weights_refuses_another_architecture_and_is_recorded(
 
 
 def test_self_blends_transfer_rows_and_degradations_train_and_are_recorded(tmp_path):
-    """--sbi adds a blend per real row with landmarks, --extra_train appends rows, --degrade degrades the inputs;
+    """--sbi adds a blend per real row with landmarks, --extra-train appends rows, --degrade degrades the inputs;
     the release config records all three."""
     import datasets
 
@@ -224,10 +224,19 @@ def test_self_blends_transfer_rows_and_degradations_train_and_are_recorded(tmp_p
     (extra_dir / "data").mkdir(parents=True)
     extra.to_parquet(str(extra_dir / "data" / "train-00000-of-00001.parquet"))
     out = tmp_path / "run"
-    proc = _run([sys.executable, *_train_args(out, "--epochs", "1", "--sbi", "--landmark_cache",
-                                              str(tmp_path / "landmarks"), "--extra_train", str(extra_dir),
+    proc = _run([sys.executable, *_train_args(out, "--epochs", "1", "--sbi", "--landmark-cache",
+                                              str(tmp_path / "landmarks"), "--extra-train", str(extra_dir),
                                               "--degrade", "1.0")])
     assert "self-blended images:" in proc.stderr
     assert any((tmp_path / "landmarks").glob("landmarks-*.npz"))
     training = load_detector(out / "best").config.training
     assert training["sbi"] is True and training["extra_train"] == str(extra_dir) and training["degrade"] == 1.0
+
+
+@pytest.mark.parametrize("flags", [["--teacher-logits", "cache.safetensors"], ["--teacher-views", "2"]])
+def test_distillation_options_without_a_teacher_are_an_error(flags):
+    from train.train import parse_args, training_source
+
+    args = parse_args(["--model", "resnet8", "--data", "unused", "--output-dir", "unused", *flags])
+    with pytest.raises(ValueError, match="--teacher is required"):
+        training_source(args, DeepfakeDetector.create("resnet8").config, None, torch.device("cpu"))

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from deepfake_space.card_tables import cross_domain_markdown
 from deepfake_space.cli import list_inputs
 from deepfake_space.config import DetectorConfig
-from deepfake_space.defaults import model_specs
+from deepfake_space.model_choice import model_specs
 from deepfake_space.detector import Detector
 from deepfake_space.errors import DeepfakeSpaceError
 from deepfake_space.media import DEFAULT_NUM_FRAMES

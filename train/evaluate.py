@@ -34,15 +34,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from deepfake_space.errors import ModelLoadError
 from deepfake_space.models import DeepfakeDetector, load_detector, resolve_model_dir
+from deepfake_space.runtime import OnnxModel
 from deepfake_space.timing import median_seconds
 from deepfake_space.transforms import build_eval_transform
 from train.cli_options import add_measure_options, start
 from train.data import TorchImageDataset, load_split
 from train.metrics import compute_metrics, pick_threshold, rows_by_group
+from train.predict import predict
 
 logger = logging.getLogger("evaluate")
 
@@ -60,16 +61,13 @@ def select_rows(n_rows: int, limit: int | None, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(n_rows)[:limit])
 
 
-@torch.inference_mode()
-def predict_scores(model: DeepfakeDetector, loader: torch.utils.data.DataLoader, tta: bool = False,
+def predict_scores(model: DeepfakeDetector | OnnxModel, loader: torch.utils.data.DataLoader, tta: bool = False,
                    progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Labels and P(fake) for every row; with ``tta`` the logits of each image and its mirror are averaged."""
-    model.eval()
-    labels, probs = [], []
-    for x, y, _ in tqdm(loader, desc="evaluate", disable=not progress):
-        probs.append(model.predict_proba(x, tta=tta))
-        labels.append(y)
-    return torch.cat(labels).numpy().astype(int), torch.cat(probs).numpy().astype(np.float64)
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+    y, p = predict(lambda x: model.predict_proba(x, tta=tta), loader, "evaluate", progress)
+    return y, p.numpy().astype(np.float64)
 
 
 def group_scores(groups: list[str], y: np.ndarray, p: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:

@@ -4,7 +4,8 @@
         --base-model ORG/deepfake-teacher --collection "DFDC deepfake detectors"
 
 The card is re-rendered first (``save_pretrained`` never replaces a README), then only the release files
-are uploaded: config.json, model.safetensors, README.md, metrics.json and the training logs (*.csv), so
+are uploaded: config.json, model.safetensors, the ONNX exports (``train.export_onnx``, written by ``train.release``),
+README.md, the measurement records (*.json) and the training logs (*.csv), so
 checkpoints or scratch files in the folder never reach the Hub. ``HF_ENDPOINT`` and ``HF_TOKEN`` are
 honoured by huggingface_hub.
 """
@@ -26,7 +27,7 @@ from deepfake_space.errors import DeepfakeSpaceError
 logger = logging.getLogger("train.publish")
 
 REQUIRED_FILES = ("config.json", "model.safetensors")
-UPLOAD_PATTERNS = ["config.json", "model.safetensors", "README.md", "metrics.json", "*.csv"]
+UPLOAD_PATTERNS = ["*.json", "model.safetensors", "*.onnx", "README.md", "*.csv"]
 
 
 class PublishError(DeepfakeSpaceError):

@@ -97,7 +97,7 @@ def run_recipe(path: str | Path, overrides: list[str], parse: Callable[..., argp
     if not stages:
         raise ValueError(f"{recipe.path} has no stage {only!r}; it has {[s.name for s in recipe.stages]}")
     for stage in stages:
-        args = parse([*overrides, "--output_dir", str(stage.output_dir)], stage.values)
+        args = parse([*overrides, "--output-dir", str(stage.output_dir)], stage.values)
         wanted = recorded(args)
         saved = stage.output_dir / RECIPE_FILE
         if saved.exists():

@@ -14,7 +14,9 @@ its result:
 2. the operating point (``train.operating_point``): the validation macro-F1 threshold, raised where needed so
    that at most ``--max-false-fake`` of the real photos no student distilled on are called fake;
 3. at that threshold: ``metrics.json`` (validation), ``cross_domain.json`` and ``robustness.json`` (the fixed
-   degradation suite on ``--robustness-limit`` validation crops); then the card (README.md).
+   degradation suite on ``--robustness-limit`` validation crops);
+4. ``model.onnx`` and ``model.int8.onnx`` with ``onnx.json`` (``train.export_onnx``: written only when they match
+   the PyTorch model); then the card (README.md).
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ import torch
 
 from deepfake_space.card_tables import cross_domain_markdown
 from deepfake_space.cards import CROSS_DOMAIN_FILE, ROBUSTNESS_FILE, TRAINING_LOG_FILE, write_model_card
-from deepfake_space.defaults import MODELS_DIR
+from deepfake_space.model_choice import MODELS_DIR
 from train.cross_domain import PHOTO_SCORES, PHOTOS_DIR, WILD_DIR, cross_domain_report, load_configs, measure
 from train.data import photo_halves
 from train.evaluate import evaluate
+from train.export_onnx import export as export_onnx
 from train.operating_point import choose
 from train.recipe import load_recipe
 from train.robustness import robustness_table
@@ -97,6 +100,7 @@ def measure_release(folder: Path, data: str, scores: Path, base_model: str | Non
         str(threads), "--out", f"{rel}/{ROBUSTNESS_FILE}"))
     (folder / ROBUSTNESS_FILE).write_text(json.dumps(robustness, indent=2) + "\n")
     logger.info("%s off DFDC:\n%s", name, cross_domain_markdown(report))
+    export_onnx(folder, data, command=_command("train.export_onnx", "--model", rel, "--data", data))
     write_model_card(folder, base_model=base_model)
     return folder
 

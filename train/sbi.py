@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 LANDMARK_PACKAGE = "face_recognition_models"
 LANDMARK_MODEL = "shape_predictor_68_face_landmarks.dat"
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)  # SBI's: a full-strength blend half of the time
+SOURCE_JITTER = 0.5  # SBI's: the source is jittered half of the time, else the target (the blend's surroundings)
 JAW, BROWS, NOSE = slice(0, 17), slice(17, 27), slice(27, 36)
 
 
@@ -201,7 +202,7 @@ def shift_and_resize(img: np.ndarray, centre: np.ndarray, face_size: float, rng:
 def self_blend(img: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator) -> Blend:
     """One self-blended fake of an RGB uint8 face crop with (68, 2) pixel landmarks."""
     source, target = img.copy(), img.copy()
-    if rng.random() < 0.5:
+    if rng.random() < SOURCE_JITTER:
         source = jitter_colour_and_frequency(source, rng)
     else:
         target = jitter_colour_and_frequency(target, rng)
@@ -215,8 +216,12 @@ def self_blend(img: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator)
 
 
 class SelfBlendDataset(TorchImageDataset):
-    """The rows as they are, then one self-blended fake (label 1) per real row with landmarks, drawn anew
-    each time it is read (from torch's RNG, so ``set_seed`` and DataLoader workers make it repeatable)."""
+    """The rows, then one self-blended fake (label 1) per real row with landmarks, drawn anew each time it is
+    read (from torch's RNG, so ``set_seed`` and DataLoader workers make it repeatable).
+
+    Every row, real or fake, gets the jitter a blend's target gets, as often: in SBI each real is the very
+    target its blend was made on. Without it a globally blurred or sharpened face appears only among the
+    blends, and "a crisp face is fake" is the cheapest rule to learn (docs/runs/teacher-sbi-1ep)."""
 
     def __init__(self, ds: Dataset, transform, landmarks: np.ndarray, decoded: np.ndarray | None = None) -> None:
         super().__init__(ds, transform, decoded)
@@ -230,13 +235,19 @@ class SelfBlendDataset(TorchImageDataset):
     def __len__(self) -> int:
         return self.base_len + len(self.sources)
 
+    def _rgb(self, j: int) -> np.ndarray:
+        return (np.asarray(self.decoded[j]) if self.decoded is not None
+                else np.asarray(self.ds[j]["image"].convert("RGB")))
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, int]:
-        if i < self.base_len:
-            return super().__getitem__(i)
-        j = self.sources[i - self.base_len]
-        img = (np.asarray(self.decoded[j]) if self.decoded is not None
-               else np.asarray(self.ds[j]["image"].convert("RGB")))
-        points = self.landmarks[j] * np.array([img.shape[1], img.shape[0]], dtype=np.float32)
         rng = np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
+        if i < self.base_len:
+            img = self._rgb(i)
+            if rng.random() >= SOURCE_JITTER:
+                img = jitter_colour_and_frequency(img, rng)
+            return self.transform(torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)), self.labels[i], i
+        j = self.sources[i - self.base_len]
+        img = self._rgb(j)
+        points = self.landmarks[j] * np.array([img.shape[1], img.shape[0]], dtype=np.float32)
         blend = self_blend(img, points, rng)
         return self.transform(torch.from_numpy(blend.image).permute(2, 0, 1)), 1, i

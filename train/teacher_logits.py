@@ -17,11 +17,12 @@ import torch
 from datasets import Dataset
 from safetensors import safe_open
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
-from deepfake_space.models import load_detector
+from deepfake_space.models import load_detector, resolve_model_dir
+from deepfake_space.runtime import choose_runtime
 from deepfake_space.transforms import build_eval_transform, model_layout
 from train.data import TorchImageDataset, content_fingerprint
+from train.predict import predict
 
 logger = logging.getLogger(__name__)
 
@@ -54,20 +55,22 @@ def read_logits(path: Path, identity: dict[str, str], what: str, hint: str) -> t
 @torch.no_grad()
 def compute_teacher_logits(teacher_spec: str, rows: Dataset, batch_size: int = 16,
                            num_workers: int = 1) -> torch.Tensor:
-    teacher = load_detector(teacher_spec)
-    teacher = teacher.to(memory_format=torch.channels_last)
+    """The teacher's logits on the clean crops, through its parity-checked ONNX export when the folder has one
+    (about twice as fast on a CPU; train.export_onnx), else through PyTorch."""
+    teacher = load_detector(teacher_spec).to(memory_format=torch.channels_last)
     loader = torch.utils.data.DataLoader(TorchImageDataset(rows, build_eval_transform(teacher.config)),
                                          batch_size=batch_size, num_workers=num_workers)
-    out = []
-    for x, _, _ in tqdm(loader, desc="teacher logits"):
-        out.append(teacher(model_layout(x)))
-    return torch.cat(out).float()
+    engine = choose_runtime(resolve_model_dir(teacher_spec))
+    logger.info("teacher logits through %s", engine.name)
+    forward = ((lambda x: torch.from_numpy(engine.onnx.logits(x))) if engine.onnx
+               else (lambda x: teacher(model_layout(x)).float()))
+    return predict(forward, loader, "teacher logits")[1]
 
 
 def cached_teacher_logits(teacher_spec: str, rows: Dataset, path: Path, batch_size: int = 16) -> torch.Tensor:
     """Logits of shape (len(rows), 2), read from ``path`` when it matches, computed and saved otherwise."""
     identity = teacher_identity(teacher_spec, rows)
-    stored = read_logits(path, identity, "teacher or data", "delete it or pass another --teacher_logits path")
+    stored = read_logits(path, identity, "teacher or data", "delete it or pass another --teacher-logits path")
     if stored is not None:
         logger.info("using cached teacher logits from %s", path)
         return stored

@@ -27,13 +27,13 @@ import numpy as np
 import torch
 from datasets import Dataset
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
 from deepfake_space.config import DetectorConfig
 from deepfake_space.models import default_config, load_detector
 from deepfake_space.transforms import (build_input_transform, build_train_transform, denormalize, model_layout,
                                        resize_batch)
 from train.data import TorchImageDataset, load_split
+from train.predict import predict
 from train.teacher_logits import read_logits, teacher_identity
 
 logger = logging.getLogger(__name__)
@@ -77,11 +77,10 @@ def compute_view(teacher_spec: str, student: DetectorConfig, rows: Dataset, view
     teacher = load_detector(teacher_spec).to(memory_format=torch.channels_last)
     views = SeededViews(rows, build_train_transform(teacher.config), view, seed)
     loader = torch.utils.data.DataLoader(views, batch_size=batch_size, num_workers=num_workers)
-    pixels, logits = [], []
-    for x, _, _ in tqdm(loader, desc=f"teacher view {view}"):
-        logits.append(teacher(model_layout(x)).float())
-        pixels.append(to_student_pixels(x, teacher.config, student))
-    return torch.cat(pixels).numpy(), torch.cat(logits)
+    pixels = []
+    _, logits = predict(lambda x: teacher(model_layout(x)).float(), loader, f"teacher view {view}",
+                        also=lambda x: pixels.append(to_student_pixels(x, teacher.config, student)))
+    return torch.cat(pixels).numpy(), logits
 
 
 def _identity(teacher_spec: str, student: DetectorConfig, rows: Dataset, view: int, seed: int) -> dict[str, str]:
@@ -101,7 +100,7 @@ def view_bank(teacher_spec: str, student: DetectorConfig, rows: Dataset, views: 
         stem = folder / f"view{k}"
         logits_path = stem.with_suffix(".safetensors")
         view_logits = read_logits(logits_path, identity, "teacher, data or seed",
-                                  f"delete {folder} or pass another --teacher_views_dir")
+                                  f"delete {folder} or pass another --teacher-views-dir")
         if view_logits is not None:
             logger.info("using teacher view %d from %s", k, folder)
         else:
@@ -143,7 +142,7 @@ class ViewBankDataset(torch.utils.data.Dataset):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Build a view bank ahead of training (``train.train --teacher_views`` builds missing views itself)."""
+    """Build a view bank ahead of training (``train.train --teacher-views`` builds missing views itself)."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--teacher", required=True)
     p.add_argument("--student", required=True, help="registered student architecture (sets the stored size)")

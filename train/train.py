@@ -1,13 +1,15 @@
 """Train a teacher, or distil a student from one, with Hugging Face Accelerate.
 
+    accelerate launch -m train.train --config train/configs/student-kd.toml      # a released model's recipe
     accelerate launch -m train.train --model efficientnet_lite0 --data ../shared/data/dfdc_faces \
-        --init ../shared/weights/imagenet/efficientnet-lite0-57934424.pth --output_dir runs/teacher
+        --init ../shared/weights/imagenet/efficientnet-lite0-57934424.pth --output-dir runs/teacher
     accelerate launch -m train.train --model resnet8 --data ../shared/data/dfdc_faces \
-        --teacher models/teacher --kd kl --alpha 0.5 --temperature 4 --output_dir runs/student-kd
+        --teacher models/teacher --kd kl --alpha 0.5 --temperature 4 --output-dir runs/student-kd
 
 Shaped like accelerate's ``examples/complete_cv_example.py`` and ``by_feature/checkpointing.py``:
-``main()`` parses, ``training_function(args)`` trains. Checkpoints every N steps and at each epoch
-end; ``--resume_from_checkpoint latest`` continues at the exact step. The best epoch by validation
+``main()`` parses (or runs a recipe's stages, ``train.recipe``), ``training_function(args)`` builds the run
+once (data, soft targets, model, optimizer) and alternates ``train_one_epoch`` and ``validate``. Checkpoints every N steps and at each epoch
+end; ``--resume-from-checkpoint latest`` continues at the exact step. The best epoch by validation
 ROC-AUC is saved in Hub layout under ``OUTPUT_DIR/best`` with the validation-picked threshold.
 """
 
@@ -22,6 +24,7 @@ import os
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +46,7 @@ from train.decoded import decoded_images
 from train.degradations import RandomDegradation
 from train.distillation import DistillationLoss
 from train.metrics import pick_threshold
+from train.predict import predict
 from train.recipe import run_recipe
 from train.sbi import SelfBlendDataset, cached_landmarks
 from train.teacher_logits import cached_teacher_logits, weights_stamp
@@ -90,18 +94,35 @@ def warm_start(model: DeepfakeDetector, folder: str) -> dict:
     return source.config.training
 
 
+class SoftTargets:
+    """Where a batch's teacher logits come from, chosen once per run: none (plain training), a tensor of stored
+    logits indexed by row (cached logits of the clean crops, or a view bank's), or the teacher run on the batch."""
+
+    def __init__(self, logits: torch.Tensor | None = None, teacher: DeepfakeDetector | None = None,
+                 student: DetectorConfig | None = None) -> None:
+        self.logits, self.teacher, self.student = logits, teacher, student
+
+    def __call__(self, x: torch.Tensor, idx: torch.Tensor, accelerator: Accelerator) -> torch.Tensor | None:
+        if self.logits is not None:
+            return self.logits.to(x.device)[idx]
+        if self.teacher is None:
+            return None
+        with torch.no_grad(), accelerator.autocast():
+            return self.teacher(convert_input(x, self.student, self.teacher.config))
+
+
 def training_source(args: argparse.Namespace, config: DetectorConfig, train_rows: Dataset,
-                    device: torch.device) -> tuple[torch.utils.data.Dataset, DeepfakeDetector | None,
-                                                   torch.Tensor | None]:
-    """The training dataset and where soft targets come from: nothing (plain training), fixed teacher views
-    with their logits (``--teacher_views``), the clean crops' cached logits (``--teacher_logits``), or the
-    teacher run on every batch."""
+                    device: torch.device) -> tuple[torch.utils.data.Dataset, SoftTargets]:
+    """The training dataset and its soft targets: fixed teacher views with their logits (``--teacher-views``), the
+    clean crops' cached logits (``--teacher-logits``), the teacher run on every batch, or none."""
+    distilling = {"--teacher-views": args.teacher_views, "--teacher-logits": args.teacher_logits}
+    given = [flag for flag, value in distilling.items() if value]
+    if given and not args.teacher:
+        raise ValueError(f"{', '.join(given)} distil from a teacher: --teacher is required")
     if args.teacher_views:
-        if not args.teacher:
-            raise ValueError("--teacher_views needs --teacher")
         images, logits = view_bank(args.teacher, config, train_rows, args.teacher_views, Path(args.teacher_views_dir),
                                    seed=args.teacher_views_seed)
-        return ViewBankDataset(images, train_rows, config), None, logits.reshape(-1, logits.shape[-1])
+        return ViewBankDataset(images, train_rows, config), SoftTargets(logits.reshape(-1, logits.shape[-1]))
     train_images = None
     if args.decode_cache:
         train_images = decoded_images(train_rows, round(resize_size(config) * TRAIN_DECODE_MARGIN),
@@ -110,7 +131,7 @@ def training_source(args: argparse.Namespace, config: DetectorConfig, train_rows
     transform = build_train_transform(config, args.augment_strength, degrade)
     if args.sbi:
         if args.teacher_logits:
-            raise ValueError("--sbi draws new fakes every epoch, which cached --teacher_logits cannot score")
+            raise ValueError("--sbi draws new fakes every epoch, which cached --teacher-logits cannot score")
         train_ds = SelfBlendDataset(train_rows, transform, cached_landmarks(train_rows, Path(args.landmark_cache)),
                                     train_images)
         logger.info("self-blended images: %d fakes from %d real rows", len(train_ds.sources),
@@ -118,10 +139,10 @@ def training_source(args: argparse.Namespace, config: DetectorConfig, train_rows
     else:
         train_ds = TorchImageDataset(train_rows, transform, train_images)
     if not args.teacher:
-        return train_ds, None, None
+        return train_ds, SoftTargets()
     if args.teacher_logits:
-        return train_ds, None, cached_teacher_logits(args.teacher, train_rows, Path(args.teacher_logits))
-    return train_ds, load_detector(args.teacher, device).requires_grad_(False), None
+        return train_ds, SoftTargets(cached_teacher_logits(args.teacher, train_rows, Path(args.teacher_logits)))
+    return train_ds, SoftTargets(teacher=load_detector(args.teacher, device).requires_grad_(False), student=config)
 
 
 def class_weights(labels: list[int]) -> torch.Tensor:
@@ -130,21 +151,74 @@ def class_weights(labels: list[int]) -> torch.Tensor:
     return torch.tensor(counts.sum() / (2 * counts), dtype=torch.float32)
 
 
-@torch.no_grad()
-def predict(model: torch.nn.Module, loader, accelerator: Accelerator,
-            channels_last: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and P(fake) for every row of ``loader``, gathered over processes."""
-    model.eval()
-    labels, probs = [], []
-    for x, y, _ in tqdm(loader, desc="validate", disable=not accelerator.is_local_main_process, leave=False):
-        if channels_last:
+@dataclass
+class Parts:
+    """What one training step needs, built once by ``training_function``."""
+
+    accelerator: Accelerator
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    criterion: DistillationLoss
+    soft_targets: SoftTargets
+    frozen: list[torch.nn.Module]
+    state: TrainState
+
+
+def train_one_epoch(epoch: int, parts: Parts, train_loader, train_ds, args: argparse.Namespace,
+                    batches_per_epoch: int) -> tuple[float, float]:
+    """One epoch (or what is left of it after a resume); returns the smoothed loss and images/s. Checkpoints every
+    ``--checkpointing-steps`` batches, so an interrupted epoch resumes at its exact batch."""
+    accelerator, model, state = parts.accelerator, parts.model, parts.state
+    model.train()
+    for module in parts.frozen:
+        module.eval()
+    train_loader.set_epoch(epoch)
+    if isinstance(train_ds, ViewBankDataset):
+        train_ds.set_epoch(epoch)
+    skip = state.step - epoch * batches_per_epoch
+    loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
+    bar = tqdm(loader, total=batches_per_epoch, initial=skip, desc=f"epoch {epoch}",
+               disable=not accelerator.is_local_main_process)
+    running, t0, seen = 0.0, time.time(), 0
+    for x, y, idx in bar:
+        if args.channels_last:
             x = model_layout(x)
+        with accelerator.accumulate(model):
+            targets = parts.soft_targets(x, idx, accelerator)
+            with accelerator.autocast():
+                losses = parts.criterion(model(x), y, targets)
+            accelerator.backward(losses["loss"])
+            parts.optimizer.step()
+            parts.scheduler.step()
+            parts.optimizer.zero_grad()
+        state.step += 1
+        seen += len(x)
+        running = 0.98 * running + 0.02 * losses["loss"].item() if running else losses["loss"].item()
+        img_s = seen * accelerator.num_processes / (time.time() - t0)
+        bar.set_postfix(loss=f"{running:.4f}", img_s=f"{img_s:.1f}")
+        if state.step % args.log_every == 0:
+            accelerator.log({f"train/{k}": v.item() for k, v in losses.items()}
+                            | {"train/lr": parts.scheduler.get_last_lr()[0]}, step=state.step)
+        if args.checkpointing_steps and state.step % args.checkpointing_steps == 0 \
+                and state.step % batches_per_epoch != 0:
+            accelerator.save_state()
+        if args.max_steps and state.step >= args.max_steps:
+            break
+    return running, seen * accelerator.num_processes / max(time.time() - t0, 1e-9)
+
+
+def validate(model: torch.nn.Module, loader, accelerator: Accelerator,
+             channels_last: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and P(fake) for every validation row, gathered over processes."""
+    model.eval()
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
         with accelerator.autocast():
-            p = model(x).float().softmax(-1)[:, 1]
-        p, y = accelerator.gather_for_metrics((p, y))
-        probs.append(p.cpu())
-        labels.append(y.cpu())
-    return torch.cat(labels).numpy(), torch.cat(probs).numpy()
+            return model(model_layout(x) if channels_last else x).float().softmax(-1)[:, 1]
+
+    y, p = predict(forward, loader, "validate", accelerator.is_local_main_process, accelerator.gather_for_metrics)
+    return y, p.numpy()
 
 
 def append_csv(path: Path, row: dict) -> None:
@@ -199,7 +273,7 @@ def training_function(args: argparse.Namespace) -> float:
     # the teacher's weights by content, read before they are used, so the record names what this run distilled
     teacher_weights = weights_stamp(args.teacher) if args.teacher else None
     with accelerator.main_process_first():
-        train_ds, teacher, teacher_logits = training_source(args, config, train_rows, accelerator.device)
+        train_ds, soft_targets = training_source(args, config, train_rows, accelerator.device)
     # a view bank picks each epoch's views in set_epoch, which persistent workers would not see
     persistent = args.num_workers > 0 and not isinstance(train_ds, ViewBankDataset)
     loader_args = {"num_workers": args.num_workers, "persistent_workers": persistent}
@@ -220,6 +294,7 @@ def training_function(args: argparse.Namespace) -> float:
     criterion = criterion.to(accelerator.device)
     state = TrainState()
     accelerator.register_for_checkpointing(state)
+    parts = Parts(accelerator, model, optimizer, scheduler, criterion, soft_targets, frozen, state)
 
     if args.resume_from_checkpoint:
         ckpt = args.resume_from_checkpoint
@@ -240,53 +315,14 @@ def training_function(args: argparse.Namespace) -> float:
         if state.bad_epochs >= args.patience:
             accelerator.print(f"early stop: validation AUC has not improved for {args.patience} epochs")
             break
-        model.train()
-        for module in frozen:
-            module.eval()
-        train_loader.set_epoch(epoch)
-        if isinstance(train_ds, ViewBankDataset):
-            train_ds.set_epoch(epoch)
-        skip = state.step - epoch * batches_per_epoch
-        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
-        bar = tqdm(loader, total=batches_per_epoch, initial=skip, desc=f"epoch {epoch}",
-                   disable=not accelerator.is_local_main_process)
-        running, t0, seen = 0.0, time.time(), 0
-        for x, y, idx in bar:
-            if args.channels_last:
-                x = model_layout(x)
-            with accelerator.accumulate(model):
-                soft_targets = None
-                if teacher_logits is not None:
-                    soft_targets = teacher_logits.to(x.device)[idx]
-                elif teacher is not None:
-                    with torch.no_grad(), accelerator.autocast():
-                        soft_targets = teacher(convert_input(x, config, teacher.config))
-                with accelerator.autocast():
-                    losses = criterion(model(x), y, soft_targets)
-                accelerator.backward(losses["loss"])
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-            state.step += 1
-            seen += len(x)
-            running = 0.98 * running + 0.02 * losses["loss"].item() if running else losses["loss"].item()
-            bar.set_postfix(loss=f"{running:.4f}", img_s=f"{seen * accelerator.num_processes / (time.time() - t0):.1f}")
-            if state.step % args.log_every == 0:
-                accelerator.log({f"train/{k}": v.item() for k, v in losses.items()}
-                                | {"train/lr": scheduler.get_last_lr()[0]}, step=state.step)
-            if args.checkpointing_steps and state.step % args.checkpointing_steps == 0 \
-                    and state.step % batches_per_epoch != 0:
-                accelerator.save_state()
-            if args.max_steps and state.step >= args.max_steps:
-                break
-
-        y_val, p_val = predict(model, val_loader, accelerator, args.channels_last)
+        running, img_s = train_one_epoch(epoch, parts, train_loader, train_ds, args, batches_per_epoch)
+        y_val, p_val = validate(model, val_loader, accelerator, args.channels_last)
         auc = float(roc_auc_score(y_val, p_val))
         improved = auc > state.best_auc
         state.best_auc, state.bad_epochs = (auc, 0) if improved else (state.best_auc, state.bad_epochs + 1)
         row = {"epoch": epoch, "step": state.step, "train_loss": round(running, 5), "val_auc": round(auc, 5),
                "best_val_auc": round(state.best_auc, 5), "lr": scheduler.get_last_lr()[0],
-               "img_per_s": round(seen * accelerator.num_processes / (time.time() - t0), 1)}
+               "img_per_s": round(img_s, 1)}
         accelerator.log({"val/auc": auc}, step=state.step)
         accelerator.print(json.dumps(row))
         if accelerator.is_main_process:
@@ -317,9 +353,9 @@ def _without(argv: list[str], options: tuple[str, ...]) -> list[str]:
 
 
 def recipe_command(argv: list[str]) -> str:
-    """The command that reproduces a run: its arguments without ``--resume_from_checkpoint`` (a resumed run
+    """The command that reproduces a run: its arguments without ``--resume-from-checkpoint`` (a resumed run
     ends where an uninterrupted one would)."""
-    return shlex.join(["accelerate", "launch", "-m", "train.train", *_without(argv, ("--resume_from_checkpoint",))])
+    return shlex.join(["accelerate", "launch", "-m", "train.train", *_without(argv, ("--resume-from-checkpoint",))])
 
 
 def save_release(model: DeepfakeDetector, folder: Path, y_val: np.ndarray, p_val: np.ndarray,
@@ -353,53 +389,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stage", help="with --config: run only this stage")
     p.add_argument("--model", help="registered architecture name (required)")
     p.add_argument("--data", help="HF-datasets folder, parquet file or real/ fake/ folder (required)")
-    p.add_argument("--train_split", default="train")
-    p.add_argument("--val_split", default="validation")
-    p.add_argument("--train_subset", type=int, help="use a seeded random subset of this many training rows")
-    p.add_argument("--val_subset", type=int)
+    p.add_argument("--train-split", default="train")
+    p.add_argument("--val-split", default="validation")
+    p.add_argument("--train-subset", type=int, help="use a seeded random subset of this many training rows")
+    p.add_argument("--val-subset", type=int)
     p.add_argument("--init", help="ImageNet checkpoint to start from (e.g. ../shared/weights/imagenet/...), or a "
                                   "trained detector folder of the same architecture (a warm restart)")
     p.add_argument("--freeze", default="", help="comma-separated submodules of the network to freeze")
-    p.add_argument("--input_size", type=int, help="override the architecture's default input size")
+    p.add_argument("--input-size", type=int, help="override the architecture's default input size")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--max_steps", type=int, default=0, help="stop after this many batches in total (0: no cap)")
-    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--max-steps", type=int, default=0, help="stop after this many batches in total (0: no cap)")
+    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight_decay", type=float, default=0.05)
-    p.add_argument("--warmup_steps", type=int, default=200)
-    p.add_argument("--augment_strength", type=float, default=1.0)
-    p.add_argument("--class_weights", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--warmup-steps", type=int, default=200)
+    p.add_argument("--augment-strength", type=float, default=1.0)
+    p.add_argument("--class-weights", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--teacher", help="teacher model folder or org/name@rev: distil instead of plain training")
-    p.add_argument("--teacher_logits", help="cache file of the teacher's logits on the training rows")
-    p.add_argument("--teacher_views", type=int, default=0,
+    p.add_argument("--teacher-logits", help="cache file of the teacher's logits on the training rows")
+    p.add_argument("--teacher-views", type=int, default=0,
                    help="distil on this many fixed augmented views per row, each with the teacher's logits on it "
                         "(train.teacher_views), instead of fresh augmentations")
-    p.add_argument("--teacher_views_dir", default="cache/teacher_views", help="folder of the view bank")
-    p.add_argument("--teacher_views_seed", type=int, default=0,
+    p.add_argument("--teacher-views-dir", default="cache/teacher_views", help="folder of the view bank")
+    p.add_argument("--teacher-views-seed", type=int, default=0,
                    help="seed of the view bank's augmentations: another seed draws views the student has not seen")
-    p.add_argument("--extra_train", help="a further parquet split of rows to train on, appended after "
-                                         "--train_subset (e.g. train.transfer_set's self-blends and photo faces)")
+    p.add_argument("--extra-train", help="a further parquet split of rows to train on, appended after "
+                                         "--train-subset (e.g. train.transfer_set's self-blends and photo faces)")
     p.add_argument("--degrade", type=float, default=0.0,
                    help="strength of the random upload degradations (train.degradations; 0: none)")
     p.add_argument("--sbi", action="store_true",
                    help="add one self-blended fake per real training row with landmarks, drawn anew each epoch "
                         "(train.sbi)")
-    p.add_argument("--landmark_cache", default="cache/landmarks", help="folder of the cached 68-point landmarks")
+    p.add_argument("--landmark-cache", default="cache/landmarks", help="folder of the cached 68-point landmarks")
     p.add_argument("--kd", choices=["kl", "mse"], default="kl")
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term")
     p.add_argument("--temperature", type=float, default=4.0)
     p.add_argument("--patience", type=int, default=3, help="early stop after this many epochs without AUC gain")
-    p.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"], default="no")
-    p.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    p.add_argument("--checkpointing_steps", type=int, default=200, help="save state every N batches (0: epochs only)")
-    p.add_argument("--resume_from_checkpoint", help="checkpoint folder, or 'latest'")
-    p.add_argument("--output_dir", help="where the run's checkpoints, logs and best model go (required)")
-    p.add_argument("--with_tracking", action="store_true", help="log to TensorBoard under OUTPUT_DIR/logs")
-    p.add_argument("--log_every", type=int, default=20)
-    p.add_argument("--num_workers", type=int, default=1)
-    p.add_argument("--decode_cache", help="decode the images once into uint8 arrays in this folder "
+    p.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
+    p.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    p.add_argument("--checkpointing-steps", type=int, default=200, help="save state every N batches (0: epochs only)")
+    p.add_argument("--resume-from-checkpoint", help="checkpoint folder, or 'latest'")
+    p.add_argument("--output-dir", help="where the run's checkpoints, logs and best model go (required)")
+    p.add_argument("--with-tracking", action="store_true", help="log to TensorBoard under OUTPUT_DIR/logs")
+    p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--num-workers", type=int, default=1)
+    p.add_argument("--decode-cache", help="decode the images once into uint8 arrays in this folder "
                                           "(fast epochs for small students; needs ~N x size^2 x 3 bytes of disk)")
-    p.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--seed", type=int, default=42)
     p.set_defaults(recipe=None)  # set by train.recipe for a recipe's stage
     return p

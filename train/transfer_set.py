@@ -1,5 +1,5 @@
 """The extra rows a student distils on: fixed self-blended fakes of the DFDC train reals, and face crops of
-real photos from outside DFDC, written as a parquet split that ``train.train --extra_train`` appends.
+real photos from outside DFDC, written as a parquet split that ``train.train --extra-train`` appends.
 
     python -m train.transfer_set --data ../shared/data/dfdc_faces --photos ../shared/data/real_photos/images \
         --out cache/transfer_set
@@ -85,9 +85,13 @@ def photo_rows(photos: list[Path], margin: float) -> tuple[dict[str, list], dict
 
 
 def build(data: str, photos: Path, out: Path, landmark_cache: Path, seed: int = 0, margin: float = 0.1,
-          split: str = "train") -> dict:
-    """Write ``out/data/train-00000-of-00001.parquet`` and ``out/record.json``; returns the record."""
-    blends, blend_counts = blend_rows(data, split, landmark_cache, seed)
+          split: str = "train", blends: bool = True) -> dict:
+    """Write ``out/data/train-00000-of-00001.parquet`` and ``out/record.json``; returns the record. Without
+    ``blends`` only the photo faces are written (a teacher draws its own blends, ``train.train --sbi``)."""
+    if blends:
+        blends, blend_counts = blend_rows(data, split, landmark_cache, seed)
+    else:
+        blends, blend_counts = {k: [] for k in FEATURES}, None
     transfer, _ = photo_halves(photos)
     faces, photo_counts = photo_rows(transfer, margin)
     rows = {k: blends[k] + faces[k] for k in blends}
@@ -113,8 +117,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--landmark-cache", default="cache/landmarks")
     p.add_argument("--margin", type=float, default=0.1, help="face margin of the photo crops (the models' 0.1)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--blends", action=argparse.BooleanOptionalAction, default=True,
+                   help="--no-blends: the photo faces only, for a teacher that draws its own blends (--sbi)")
     args = p.parse_args(argv)
-    build(args.data, Path(args.photos), Path(args.out), Path(args.landmark_cache), args.seed, args.margin, args.split)
+    build(args.data, Path(args.photos), Path(args.out), Path(args.landmark_cache), args.seed, args.margin, args.split,
+          args.blends)
 
 
 if __name__ == "__main__":

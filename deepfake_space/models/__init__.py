@@ -2,6 +2,7 @@
 
 from deepfake_space.models import (  # noqa: F401  (imported to register their architectures)
     cross_efficient_vit,
+    dsnet,
     efficientnet,
     hf_vit,
     mobilenet,

@@ -19,7 +19,7 @@ from deepfake_space.errors import ModelLoadError
 
 logger = logging.getLogger(__name__)
 
-HUB_FILES = ["config.json", "model.safetensors", "README.md"]
+HUB_FILES = ["config.json", "model.safetensors", "model.onnx", "model.int8.onnx", "README.md"]
 
 
 def parse_model_spec(spec: str) -> tuple[str, str | None]:

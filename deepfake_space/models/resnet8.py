@@ -11,6 +11,7 @@ import torch
 import torch.nn as nn
 
 from deepfake_space.config import DetectorConfig
+from deepfake_space.models.head import PooledLinearHead
 from deepfake_space.models.registry import register_model
 
 
@@ -32,7 +33,7 @@ class BasicBlock(nn.Module):
         return self.act(out + self.shortcut(x))
 
 
-class ResNet8(nn.Module):
+class ResNet8(PooledLinearHead):
     """stem (conv 3x3 stride 2 [+ max-pool]) -> 3 basic blocks -> global average pool -> linear."""
 
     def __init__(self, widths: tuple[int, int, int] = (20, 40, 80), stem_stride: int = 2, stem_pool: bool = True,
@@ -46,26 +47,12 @@ class ResNet8(nn.Module):
         self.layer1 = BasicBlock(w1, w1, 1)
         self.layer2 = BasicBlock(w1, w2, 2)
         self.layer3 = BasicBlock(w2, w3, 2)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.drop = nn.Dropout(drop_rate)
-        self.fc = nn.Linear(w3, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        self.init_head(w3, num_classes, drop_rate)
         for block in (self.layer1, self.layer2, self.layer3):
             nn.init.zeros_(block.bn2.weight)  # each residual branch starts as identity
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer3(self.layer2(self.layer1(self.stem(x))))
-
-    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.drop(self.pool(x).flatten(1)))
-
-    def get_classifier(self) -> nn.Module:
-        return self.fc
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 @register_model(DetectorConfig(arch="resnet8", input_size=112, cam_target_layer="layer3"))

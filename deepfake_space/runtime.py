@@ -1,0 +1,96 @@
+"""Which engine runs a model's forwards: ONNX Runtime from the folder's exported files, or PyTorch.
+
+On a CPU, PyTorch eager spends most of a small student's time on per-call overhead; ONNX Runtime runs the same
+graph (exported and parity-checked by ``train.export_onnx``) many times faster, so ``auto`` picks it whenever
+the folder has ``model.onnx`` and onnxruntime is installed. int8 is the statically quantized export and is only
+run when asked for. Grad-CAM needs gradients and always runs on the PyTorch model; on CUDA, fp16 PyTorch stays
+the path. Whatever is chosen is named in the report, so a fallback is never silent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepfake_space.errors import ModelLoadError
+
+logger = logging.getLogger(__name__)
+
+ONNX_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+RUNTIMES = ("auto", "onnx", "torch")
+PRECISIONS = tuple(ONNX_FILES)
+INPUT_NAME, OUTPUT_NAME = "pixel_values", "logits"
+
+
+class OnnxModel:
+    """An ONNX Runtime session over one exported detector: float32 inputs in, (N, 2) logits out."""
+
+    def __init__(self, path: Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        self.path = path
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+    def logits(self, x: torch.Tensor) -> np.ndarray:
+        array = np.ascontiguousarray(x.detach().cpu().float().numpy())
+        return self.session.run([OUTPUT_NAME], {INPUT_NAME: array})[0]
+
+    def predict_proba(self, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
+        """P(fake) per input, as ``DeepfakeDetector.predict_proba`` computes it (the same flip TTA)."""
+        logits = torch.from_numpy(self.logits(x))
+        if tta:
+            logits = (logits + torch.from_numpy(self.logits(x.flip(-1)))) / 2
+        return logits.softmax(dim=-1)[..., 1]
+
+
+@dataclass
+class RuntimeChoice:
+    """What runs a model's forwards: ``name`` is shown in reports ("torch", "onnx fp32", "onnx int8")."""
+
+    name: str
+    onnx: OnnxModel | None
+    weights: Path
+
+
+def onnx_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_runtime(folder: Path, runtime: str = "auto", precision: str = "fp32",
+                   device: torch.device = torch.device("cpu")) -> RuntimeChoice:
+    """The engine for the model in ``folder``; what was asked for and cannot run is an error, not a fallback.
+
+    ``auto`` is ONNX Runtime on CPU when the folder has the file for ``precision`` and onnxruntime is installed,
+    else PyTorch (fp32 only: PyTorch has no int8 of these models)."""
+    if runtime not in RUNTIMES:
+        raise ModelLoadError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    if precision not in PRECISIONS:
+        raise ModelLoadError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    path = folder / ONNX_FILES[precision]
+    if runtime == "torch" or (runtime == "auto" and (device.type != "cpu" or not onnx_available()
+                                                     or not path.is_file())):
+        if precision != "fp32":
+            raise ModelLoadError(f"{folder.name}: {precision} runs on ONNX Runtime only, and "
+                                 + (f"{path.name} is not in {folder}" if not path.is_file() else
+                                    "onnxruntime is not installed" if not onnx_available() else
+                                    f"runtime {runtime!r} on {device.type} was asked for"))
+        return RuntimeChoice("torch", None, folder / "model.safetensors")
+    if device.type != "cpu":
+        raise ModelLoadError(f"runtime 'onnx' runs on the CPU; on {device.type} use 'torch' or 'auto'")
+    if not onnx_available():
+        raise ModelLoadError("runtime 'onnx' needs onnxruntime (pip install -r requirements.txt)")
+    if not path.is_file():
+        raise ModelLoadError(f"{folder} has no {path.name}: export it with python -m train.export_onnx")
+    logger.info("%s runs on ONNX Runtime (%s)", folder.name, precision)
+    return RuntimeChoice(f"onnx {precision}", OnnxModel(path), path)

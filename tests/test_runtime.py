@@ -1,0 +1,104 @@
+"""ONNX export at release and ONNX Runtime at inference, on the released student and real DFDC crops."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from deepfake_space.cards import ONNX_FILE, render_model_card
+from deepfake_space.detector import Detector
+from deepfake_space.errors import ModelLoadError
+from deepfake_space.runtime import ONNX_FILES, choose_runtime
+from deepfake_space.synth import astronaut
+from train.export_onnx import ParityError, export, sha256
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "dfdc_faces"
+RELEASED = ROOT / "models" / "student-kd"
+
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"{DATA} is not available")
+
+
+def _copy_weights(target: Path) -> Path:
+    target.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy2(RELEASED / name, target / name)
+    return target
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> tuple[Path, dict]:
+    folder = _copy_weights(tmp_path_factory.mktemp("onnx") / "student-kd")
+    record = export(folder, str(DATA), parity_crops=64, calibration_crops=64, val_limit=400)
+    return folder, record
+
+
+def test_export_writes_checked_files_and_their_record(exported):
+    folder, record = exported
+    assert json.loads((folder / ONNX_FILE).read_text()) == record
+    assert record["fp32"]["max_abs_logit_diff"] <= 1e-4 and record["fp32"]["parity_crops"] == 64
+    int8 = record["int8"]
+    assert int8["validation_n"] == 400 and int8["calibration_crops"] == 64
+    assert int8["released"] == (int8["val_auc_fp32"] - int8["val_auc_int8"] <= int8["max_allowed_drop"])
+    for precision, name in ONNX_FILES.items():
+        if precision == "int8" and not int8["released"]:
+            assert not (folder / name).exists()
+            continue
+        assert record[precision]["sha256"] == sha256(folder / name)
+    assert not list(folder.glob(".export-*")), "the staging folder is removed"
+    card = render_model_card(folder).text
+    assert "### ONNX Runtime" in card and record["fp32"]["sha256"] in card
+
+
+def test_onnx_runtime_gives_the_verdicts_pytorch_gives(exported, tmp_path):
+    folder, record = exported
+    image = tmp_path / "astronaut.png"
+    Image.fromarray(astronaut()).save(image)
+    reports = {}
+    for runtime in ("torch", "onnx"):
+        with Detector({"student": str(folder)}, device="cpu", runtime=runtime) as detector:
+            reports[runtime] = detector.analyze(image, cams=1).report
+    torch_model, onnx_model = reports["torch"].models[0], reports["onnx"].models[0]
+    assert (torch_model.runtime, onnx_model.runtime) == ("torch", "onnx fp32")
+    assert onnx_model.p_fake == pytest.approx(torch_model.p_fake, abs=1e-4)
+    assert onnx_model.verdict == torch_model.verdict and "gradcam" in onnx_model.latency_ms
+    assert onnx_model.file_size_mb == pytest.approx((folder / "model.onnx").stat().st_size / 2**20, abs=1e-3)
+    with Detector({"student": str(folder)}, device="cpu") as detector:
+        assert detector.models[0].engine.name == "onnx fp32", "auto prefers ONNX Runtime on CPU"
+    if record["int8"]["released"]:
+        with Detector({"student": str(folder)}, device="cpu", precision="int8") as detector:
+            report = detector.analyze(image).report
+        assert report.models[0].runtime == "onnx int8" and 0.0 <= report.models[0].p_fake <= 1.0
+
+
+def test_what_cannot_run_is_an_error_not_a_fallback(tmp_path):
+    plain = _copy_weights(tmp_path / "plain")
+    assert choose_runtime(plain).name == "torch", "auto without model.onnx runs PyTorch (and says so)"
+    with pytest.raises(ModelLoadError, match="no model.onnx"):
+        choose_runtime(plain, "onnx")
+    with pytest.raises(ModelLoadError, match="int8 runs on ONNX Runtime only"):
+        choose_runtime(plain, "auto", "int8")
+    with pytest.raises(ModelLoadError, match="on cuda"):
+        choose_runtime(plain, "onnx", device=torch.device("cuda"))
+    with pytest.raises(ModelLoadError, match="runtime must be"):
+        choose_runtime(plain, "tensorrt")
+
+
+def test_int8_that_costs_accuracy_is_not_written(tmp_path):
+    folder = _copy_weights(tmp_path / "strict")
+    record = export(folder, str(DATA), parity_crops=16, calibration_crops=16, val_limit=200, max_auc_drop=-1.0)
+    assert record["int8"]["released"] is False and not (folder / "model.int8.onnx").exists()
+    assert (folder / "model.onnx").is_file()
+    assert "No int8 file" in render_model_card(folder).text
+
+
+def test_fp32_parity_failure_writes_nothing(tmp_path):
+    folder = _copy_weights(tmp_path / "parity")
+    with pytest.raises(ParityError, match="differ from PyTorch"):
+        export(folder, str(DATA), parity_crops=8, calibration_crops=8, val_limit=50, max_logit_diff=0.0)
+    assert not list(folder.glob("*.onnx")) and not (folder / ONNX_FILE).exists()
