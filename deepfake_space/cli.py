@@ -46,8 +46,21 @@ def format_report(report: Report) -> str:
 
 
 def _make_detector(args: argparse.Namespace) -> Detector:
-    return Detector(model_specs(args.model), device=args.device, num_frames=args.frames, tta=args.tta,
-                    runtime=args.runtime, precision=args.precision)
+    specs = model_specs(args.model)
+    return Detector(specs, device=args.device, num_frames=args.frames, tta=args.tta, runtime=args.runtime,
+                    precision=precisions(args.precision or [], specs))
+
+
+def precisions(values: list[str], specs: dict[str, str]) -> dict[str, str]:
+    """``--precision`` values (``int8`` for every model, ``NAME=int8`` for one) as ``name -> precision``."""
+    out = {name: "fp32" for name in specs}
+    for value in values:
+        name, sep, precision = value.rpartition("=")
+        if precision not in PRECISIONS or (sep and name not in specs):
+            raise DeepfakeSpaceError(f"--precision {value!r}: expected [NAME=]{'|'.join(PRECISIONS)} with NAME one of "
+                                     f"{', '.join(specs)}")
+        out.update({name: precision} if sep else dict.fromkeys(specs, precision))
+    return out
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -104,8 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runtime", default="auto", choices=RUNTIMES,
                    help="what runs the forwards: ONNX Runtime where the model folder has model.onnx (auto, on CPU), "
                         "or PyTorch. Grad-CAM always runs on PyTorch")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                   help="int8: the quantized ONNX file (model.int8.onnx), on ONNX Runtime")
+    p.add_argument("--precision", action="append", metavar="[NAME=]fp32|int8",
+                   help="int8: the quantized ONNX file (model.int8.onnx), on ONNX Runtime; for every model, or for the "
+                        "one named (repeatable, e.g. --precision student=int8)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: one per core). Use 1 when "
                                                "other work shares the cores: oversubscribed threads stall")
     p.add_argument("-v", "--verbose", action="store_true")

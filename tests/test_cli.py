@@ -121,3 +121,16 @@ def test_pipelined_batch_matches_one_file_after_another_and_resumes_parts(model_
         rest = run_batch(detector, inputs, resumed, progress=False)
     assert rest.written == len(inputs) - first.written and rest.skipped == first.written
     assert _scored(resumed) == _scored(plain) and not list(tmp_path.glob("resumed.part*"))
+
+
+def test_precision_per_model_or_for_all():
+    from deepfake_space.cli import precisions
+    from deepfake_space.errors import DeepfakeSpaceError
+
+    specs = {"teacher": "a", "student": "b"}
+    assert precisions([], specs) == {"teacher": "fp32", "student": "fp32"}
+    assert precisions(["student=int8"], specs) == {"teacher": "fp32", "student": "int8"}
+    assert precisions(["int8"], specs) == {"teacher": "int8", "student": "int8"}
+    for bad in ("int4", "nobody=int8"):
+        with pytest.raises(DeepfakeSpaceError, match="--precision"):
+            precisions([bad], specs)

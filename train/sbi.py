@@ -245,7 +245,7 @@ class SelfBlendDataset(TorchImageDataset):
             img = self._rgb(i)
             if rng.random() >= SOURCE_JITTER:
                 img = jitter_colour_and_frequency(img, rng)
-            return self.transform(torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)), self.labels[i], i
+            return self.transform(torch.from_numpy(np.array(img)).permute(2, 0, 1)), self.labels[i], i
         j = self.sources[i - self.base_len]
         img = self._rgb(j)
         points = self.landmarks[j] * np.array([img.shape[1], img.shape[0]], dtype=np.float32)
