@@ -45,25 +45,28 @@ def _median_reports(detector: Detector, path: Path, repeats: int, cams: int = 0)
 
 
 @torch.no_grad()
-def per_face_latency_ms(models: list[LoadedModel], device: torch.device, repeats: int = 60) -> dict[str, float]:
+def per_face_latency_ms(models: list[LoadedModel], device: torch.device, rounds: int = 8,
+                        burst: int = 10) -> dict[str, float]:
     """Median forward time of one face (batch 1) per model, through the engine each one runs on.
 
-    The models take turns, one forward each per round, so a slow spell of a shared CPU hits all of them
-    alike and their ratio stays meaningful."""
+    The models take turns, ``burst`` forwards each per round, so a slow spell of a shared CPU hits all of them
+    alike and their ratio stays meaningful, while each model still runs with its weights in cache (as it does on a
+    video's faces) rather than evicted by the model before it. The first round warms up and is not counted."""
     inputs = {}
     for m in models:
         cfg = m.model.config
         inputs[m.name] = model_layout(torch.randn(1, 3, cfg.input_size, cfg.input_size, device=device,
                                                   dtype=next(m.model.parameters()).dtype))
     times: dict[str, list[float]] = {m.name: [] for m in models}
-    for round_ in range(repeats + 5):
+    for round_ in range(rounds + 1):
         for m in models:
-            start = time.perf_counter()
-            m.predict_proba(inputs[m.name])
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            if round_ >= 5:  # the first rounds warm up allocators and kernels
-                times[m.name].append(time.perf_counter() - start)
+            for _ in range(burst):
+                start = time.perf_counter()
+                m.predict_proba(inputs[m.name])
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                if round_ > 0:
+                    times[m.name].append(time.perf_counter() - start)
     return {name: statistics.median(t) * 1000 for name, t in times.items()}
 
 
@@ -138,7 +141,7 @@ def run_bench(specs: dict[str, str], device: str = "auto", seconds: float = 10.0
         # every engine's models in one interleaved measurement, so their ratios share the machine's state
         everyone = [replace(m, name=f"{m.name} [{label}]") for label, ms in loaded.items() for m in ms]
         per_face = per_face_latency_ms(everyone, torch_device)
-        lines.append("per face, batch 1 (median, engines interleaved):")
+        lines.append("per face, batch 1 (median; models and engines take turns, 10 forwards each):")
         for label, models in loaded.items():
             times = {m.name: per_face[f"{m.name} [{label}]"] for m in models}
             lines.append(f"  {label}:")

@@ -24,7 +24,7 @@ from PIL import Image
 
 from deepfake_space.errors import DeepfakeSpaceError
 from deepfake_space.explain import gradcam, overlay
-from deepfake_space.faces import DETECTORS, Face, FaceDetector, crop_face, whole_image_face
+from deepfake_space.faces import DETECTORS, WHOLE_IMAGE, Face, FaceDetector, crop_face, whole_image_face
 from deepfake_space.media import DEFAULT_NUM_FRAMES, MAX_DURATION_S, Media, load_media
 from deepfake_space.models import DeepfakeDetector, load_detector, resolve_model_dir
 from deepfake_space.runtime import RuntimeChoice, choose_runtime
@@ -211,7 +211,9 @@ class Detector:
         frames = analysis.media.frames
         with self._timer(latency, "preprocess"):
             transform = build_eval_transform(cfg)
-            crops = [crop_face(frames[fi].image, face.box, cfg.face_margin) for fi, face in flat]
+            # an input that is already a face crop is used as it is, as the training crops were: no added margin
+            crops = [crop_face(frames[fi].image, face.box, 0.0 if face.detector == WHOLE_IMAGE else cfg.face_margin)
+                     for fi, face in flat]
             batch = torch.stack([transform(Image.fromarray(c)) for c in crops])
             batch = model_layout(batch.to(self.device, dtype=next(model.parameters()).dtype))
         with loaded.lock:

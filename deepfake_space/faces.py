@@ -311,10 +311,13 @@ def _area(box: Box) -> float:
     return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
 
 
+WHOLE_IMAGE = "whole_image"  # the "detector" of a face that is the whole input
+
+
 def whole_image_face(image: np.ndarray, frame_index: int = 0) -> Face:
     """The whole frame as the face: for inputs that are already face crops (as the models were trained on)."""
     height, width = image.shape[:2]
-    return Face((0.0, 0.0, float(width), float(height)), 1.0, "whole_image", frame_index)
+    return Face((0.0, 0.0, float(width), float(height)), 1.0, WHOLE_IMAGE, frame_index)
 
 
 def crop_face(image: np.ndarray, box: Sequence[float], margin: float) -> np.ndarray:

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import pytest
-import torch
+from app_server import make_models
 
 from deepfake_space.bench import run_batch_bench, run_bench
-from deepfake_space.models import DeepfakeDetector
 
 
 @pytest.fixture(scope="module")
 def specs(tmp_path_factory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("bench_models")
-    torch.manual_seed(0)
-    out = {}
-    for name, arch, size in (("teacher", "mobilenetv2_035", 96), ("student", "dsnet_tiny", 64)):
-        model = DeepfakeDetector.create(arch, input_size=size)
-        model.save_pretrained(root / name, config=model.config)
-        out[name] = str(root / name)
-    return out
+    return make_models(tmp_path_factory.mktemp("bench_models"), {"teacher": ("mobilenetv2_035", 96),
+                                                                 "student": ("dsnet_tiny", 64)})
 
 
 def test_bench_prints_latency_speedups_walls_and_memory(specs):

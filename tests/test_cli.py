@@ -11,21 +11,16 @@ import pytest
 import torch
 from PIL import Image
 
+from app_server import make_models
+
 from deepfake_space.cli import main
-from deepfake_space.models import DeepfakeDetector
 from deepfake_space.synth import astronaut
 
 
 @pytest.fixture(scope="module")
 def model_args(tmp_path_factory) -> list[str]:
-    root = tmp_path_factory.mktemp("cli_models")
-    torch.manual_seed(0)
-    args = []
-    for name in ("teacher", "student"):
-        model = DeepfakeDetector.create("resnet8", input_size=64)
-        model.save_pretrained(root / name, config=model.config)
-        args += ["--model", f"{name}={root / name}"]
-    return args
+    specs = make_models(tmp_path_factory.mktemp("cli_models"), {"teacher": ("resnet8", 64), "student": ("resnet8", 64)})
+    return [arg for name, folder in specs.items() for arg in ("--model", f"{name}={folder}")]
 
 
 @pytest.fixture()

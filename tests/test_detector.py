@@ -10,10 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
+from app_server import make_models
+
 from deepfake_space.config import DetectorConfig
 from deepfake_space.detector import Detector, file_track, temporal_clips
 from deepfake_space.faces import Face
-from deepfake_space.models import DeepfakeDetector
 from deepfake_space.report import Report
 from deepfake_space.synth import astronaut, write_face_video
 
@@ -22,14 +23,8 @@ VERDICTS = {"fake", "real", "uncertain"}
 
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    specs = {}
-    for name, arch, size in (("teacher", "mobilenetv2_035", 96), ("student", "resnet8", 64)):
-        model = DeepfakeDetector.create(arch, input_size=size)
-        model.save_pretrained(root / name, config=model.config)
-        specs[name] = str(root / name)
-    return specs
+    return make_models(tmp_path_factory.mktemp("models"), {"teacher": ("mobilenetv2_035", 96),
+                                                           "student": ("resnet8", 64)})
 
 
 @pytest.fixture(scope="module")
@@ -139,11 +134,12 @@ def test_per_face_latency_times_every_model_in_turn(detector):
     try:
         for m in detector.models:
             m.model.net.forward = lambda x, name=m.name: (calls.append(name), originals[name](x))[1]
-        latency = per_face_latency_ms(detector.models, detector.device, repeats=3)
+        latency = per_face_latency_ms(detector.models, detector.device, rounds=2, burst=3)
     finally:
         for m in detector.models:
             del m.model.net.forward
     assert set(latency) == {"teacher", "student"}
     assert all(ms > 0 for ms in latency.values())
-    assert calls[:4] == ["teacher", "student", "teacher", "student"]  # interleaved, not one model after the other
-    assert len(calls) == 2 * (3 + 5)
+    # in turns of 3, not one model after the other
+    assert calls[:12] == ["teacher"] * 3 + ["student"] * 3 + ["teacher"] * 3 + ["student"] * 3
+    assert len(calls) == 2 * 3 * (2 + 1)

@@ -88,3 +88,10 @@ def test_onnx_runtime_matches_pytorch_on_the_same_files(values):
         if "onnx" in paths:
             for file, p in paths["detector"].items():
                 assert paths["onnx"][file] == pytest.approx(p, abs=TOLERANCE), (name, file)
+
+
+def test_a_face_crop_gets_the_same_score_in_the_app_as_in_evaluation(values):
+    """``--whole-image`` (the app's "already a face crop") preprocesses exactly as training and evaluation do."""
+    for name, paths in values.items():
+        for file, p in paths["evaluate"].items():
+            assert paths["detector"][file] == pytest.approx(p, abs=TOLERANCE), (name, file)
