@@ -133,16 +133,14 @@ def _parts(out: Path) -> list[Path]:
     return sorted(out.parent.glob(f"{out.stem}.part*-of-*{out.suffix}"))
 
 
-def merge_parts(out: Path, fields: list[str]) -> int:
+def merge_parts(out: Path, fields: list[str]) -> None:
     """Fold every part file into ``out`` (rows of files already there are kept once), then remove the parts."""
     parts = _parts(out)
     if not parts:
-        return 0
+        return
     rows = {r["filename"]: r for r in (_read_rows(out) if out.exists() else [])}
-    added = 0
     for part in parts:
         for row in _read_rows(part):
-            added += row["filename"] not in rows
             rows.setdefault(row["filename"], row)
     tmp = out.with_name(f".{out.name}.merging")
     with tmp.open("w", newline="") as f:
@@ -152,7 +150,6 @@ def merge_parts(out: Path, fields: list[str]) -> int:
     os.replace(tmp, out)
     for part in parts:
         part.unlink()
-    return added
 
 
 @dataclass

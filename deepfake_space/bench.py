@@ -166,7 +166,8 @@ def run_bench(specs: dict[str, str], device: str = "auto", seconds: float = 10.0
         total_frames = int(seconds * 30)
         lines += ["", f"naive loop (OpenCV decodes all {total_frames} frames, full-resolution detection, batch-1 "
                       f"PyTorch forwards): {naive:.0f} ms", "pipeline speed-up over the naive loop: " + ", ".join(
-                          f"{label} {naive / wall:.1f}x" for label, wall in video_walls.items()), f"peak RSS of this process: {peak_rss_mb():.0f} MB"]
+                          f"{label} {naive / wall:.1f}x" for label, wall in video_walls.items()),
+                  f"peak RSS of this process: {peak_rss_mb():.0f} MB"]
         return "\n".join(lines)
 
 

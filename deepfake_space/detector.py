@@ -27,9 +27,9 @@ from deepfake_space.explain import gradcam, overlay
 from deepfake_space.faces import DETECTORS, WHOLE_IMAGE, Face, FaceDetector, crop_face, whole_image_face
 from deepfake_space.media import DEFAULT_NUM_FRAMES, MAX_DURATION_S, Media, load_media
 from deepfake_space.models import DeepfakeDetector, load_detector, resolve_model_dir
-from deepfake_space.runtime import RuntimeChoice, choose_runtime
 from deepfake_space.report import (STATUS_ERROR, STATUS_NO_FACE, STATUS_OK, FaceReport, FrameReport, ModelReport,
                                    Report)
+from deepfake_space.runtime import RuntimeChoice, choose_runtime
 from deepfake_space.transforms import build_eval_transform, model_layout
 
 logger = logging.getLogger(__name__)
@@ -56,16 +56,12 @@ class LoadedModel:
     spec: str
     model: DeepfakeDetector
     engine: RuntimeChoice
+    file_size_mb: float  # of the weights file that runs the forwards
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def params(self) -> int:
         return self.model.num_params()
-
-    @property
-    def file_size_mb(self) -> float:
-        """Size of the weights file that runs the forwards."""
-        return round(self.engine.weights.stat().st_size / 2**20, 3)
 
     def predict_proba(self, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
         return (self.engine.onnx or self.model).predict_proba(x, tta=tta)
@@ -82,7 +78,7 @@ def load_models(specs: dict[str, str], device: torch.device, runtime: str = "aut
             model = model.half()
         wanted = precision if isinstance(precision, str) else precision.get(name, "fp32")
         engine = choose_runtime(resolve_model_dir(spec), runtime, wanted, device)
-        loaded.append(LoadedModel(name, str(spec), model, engine))
+        loaded.append(LoadedModel(name, str(spec), model, engine, round(engine.weights.stat().st_size / 2**20, 3)))
     return loaded
 
 
@@ -203,7 +199,8 @@ class Detector:
     def _model_report(m: LoadedModel) -> ModelReport:
         cfg = m.model.config
         return ModelReport(name=m.name, spec=m.spec, arch=cfg.arch, params=m.params, file_size_mb=m.file_size_mb,
-                           runtime=m.engine.name, input_size=cfg.input_size, threshold=cfg.threshold, uncertain_band=cfg.uncertain_band)
+                           runtime=m.engine.name, input_size=cfg.input_size, threshold=cfg.threshold,
+                           uncertain_band=cfg.uncertain_band)
 
     def _run_model(self, loaded: LoadedModel, out: ModelReport, analysis: Analysis,
                    flat: list[tuple[int, Face]], cams: int) -> None:

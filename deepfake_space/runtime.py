@@ -41,15 +41,16 @@ class OnnxModel:
         self.path = path
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def logits(self, x: torch.Tensor) -> np.ndarray:
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 2) logits, as the PyTorch network returns them."""
         array = np.ascontiguousarray(x.detach().cpu().float().numpy())
-        return self.session.run([OUTPUT_NAME], {INPUT_NAME: array})[0]
+        return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: array})[0])
 
     def predict_proba(self, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
         """P(fake) per input, as ``DeepfakeDetector.predict_proba`` computes it (the same flip TTA)."""
-        logits = torch.from_numpy(self.logits(x))
+        logits = self(x)
         if tta:
-            logits = (logits + torch.from_numpy(self.logits(x.flip(-1)))) / 2
+            logits = (logits + self(x.flip(-1))) / 2
         return logits.softmax(dim=-1)[..., 1]
 
 
@@ -81,19 +82,16 @@ def choose_runtime(folder: Path, runtime: str = "auto", precision: str = "fp32",
     if precision not in PRECISIONS:
         raise ModelLoadError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     path = folder / ONNX_FILES[precision]
-    if runtime == "torch" or (runtime == "auto" and (device.type != "cpu" or not onnx_available()
-                                                     or not path.is_file())):
+    cannot = (f"ONNX Runtime runs on the CPU here, not on {device.type}" if device.type != "cpu" else
+              "onnxruntime is not installed (pip install -r requirements.txt)" if not onnx_available() else
+              f"{folder} has no {path.name}: export it with python -m train.export_onnx" if not path.is_file() else
+              None)
+    if runtime == "torch" or (runtime == "auto" and cannot):
         if precision != "fp32":
             raise ModelLoadError(f"{folder.name}: {precision} runs on ONNX Runtime only, and "
-                                 + (f"{path.name} is not in {folder}" if not path.is_file() else
-                                    "onnxruntime is not installed" if not onnx_available() else
-                                    f"runtime {runtime!r} on {device.type} was asked for"))
+                                 f"{cannot or 'runtime torch was asked for'}")
         return RuntimeChoice("torch", None, folder / "model.safetensors")
-    if device.type != "cpu":
-        raise ModelLoadError(f"runtime 'onnx' runs on the CPU; on {device.type} use 'torch' or 'auto'")
-    if not onnx_available():
-        raise ModelLoadError("runtime 'onnx' needs onnxruntime (pip install -r requirements.txt)")
-    if not path.is_file():
-        raise ModelLoadError(f"{folder} has no {path.name}: export it with python -m train.export_onnx")
+    if cannot:
+        raise ModelLoadError(f"runtime 'onnx': {cannot}")
     logger.info("%s runs on ONNX Runtime (%s)", folder.name, precision)
     return RuntimeChoice(f"onnx {precision}", OnnxModel(path), path)

@@ -110,7 +110,7 @@ def export(folder: Path, data: str, parity_crops: int = 256, calibration_crops: 
         with torch.inference_mode():
             reference = model.net(x).numpy()
         fp32 = OnnxModel(staged["fp32"])
-        diff = float(np.abs(fp32.logits(x) - reference).max())
+        diff = float(np.abs(fp32(x).numpy() - reference).max())
         record["fp32"] = {"max_abs_logit_diff": diff, "parity_crops": len(x), "max_allowed": max_logit_diff}
         if not diff <= max_logit_diff:
             raise ParityError(f"{folder.name}: ONNX fp32 logits differ from PyTorch's by {diff:.2e} "
@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     argv, args = start(argv, parse_args)
     try:
         record = export(args.model, args.data, args.parity_crops, args.calibration_crops, args.max_logit_diff,
-                        args.max_auc_drop, args.seed, args.val_limit, command="python -m train.export_onnx " + shlex.join(argv))
+                        args.max_auc_drop, args.seed, args.val_limit,
+                        command="python -m train.export_onnx " + shlex.join(argv))
     except (ParityError, ModelLoadError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
     print(json.dumps(record, indent=2))

@@ -62,9 +62,8 @@ def compute_teacher_logits(teacher_spec: str, rows: Dataset, batch_size: int = 1
                                          batch_size=batch_size, num_workers=num_workers)
     engine = choose_runtime(resolve_model_dir(teacher_spec))
     logger.info("teacher logits through %s", engine.name)
-    forward = ((lambda x: torch.from_numpy(engine.onnx.logits(x))) if engine.onnx
-               else (lambda x: teacher(model_layout(x)).float()))
-    return predict(forward, loader, "teacher logits")[1]
+    net = engine.onnx or teacher
+    return predict(lambda x: net(model_layout(x)).float(), loader, "teacher logits")[1]
 
 
 def cached_teacher_logits(teacher_spec: str, rows: Dataset, path: Path, batch_size: int = 16) -> torch.Tensor:

@@ -8,9 +8,9 @@
 
 Shaped like accelerate's ``examples/complete_cv_example.py`` and ``by_feature/checkpointing.py``:
 ``main()`` parses (or runs a recipe's stages, ``train.recipe``), ``training_function(args)`` builds the run
-once (data, soft targets, model, optimizer) and alternates ``train_one_epoch`` and ``validate``. Checkpoints every N steps and at each epoch
-end; ``--resume-from-checkpoint latest`` continues at the exact step. The best epoch by validation
-ROC-AUC is saved in Hub layout under ``OUTPUT_DIR/best`` with the validation-picked threshold.
+once (data, soft targets, model, optimizer) and alternates ``train_one_epoch`` and ``validate``. Checkpoints
+every N steps and at each epoch end; ``--resume-from-checkpoint latest`` continues at the exact step. The best
+epoch by validation ROC-AUC is saved in Hub layout under ``OUTPUT_DIR/best`` with the validation-picked threshold.
 """
 
 from __future__ import annotations

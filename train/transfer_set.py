@@ -88,13 +88,11 @@ def build(data: str, photos: Path, out: Path, landmark_cache: Path, seed: int = 
           split: str = "train", blends: bool = True) -> dict:
     """Write ``out/data/train-00000-of-00001.parquet`` and ``out/record.json``; returns the record. Without
     ``blends`` only the photo faces are written (a teacher draws its own blends, ``train.train --sbi``)."""
-    if blends:
-        blends, blend_counts = blend_rows(data, split, landmark_cache, seed)
-    else:
-        blends, blend_counts = {k: [] for k in FEATURES}, None
+    blended, blend_counts = (blend_rows(data, split, landmark_cache, seed) if blends
+                             else ({k: [] for k in FEATURES}, None))
     transfer, _ = photo_halves(photos)
     faces, photo_counts = photo_rows(transfer, margin)
-    rows = {k: blends[k] + faces[k] for k in blends}
+    rows = {k: blended[k] + faces[k] for k in blended}
     target = out / "data" / "train-00000-of-00001.parquet"
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".{os.getpid()}.partial")
