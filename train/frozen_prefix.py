@@ -84,8 +84,9 @@ class Suffix(nn.Module):
 def onnx_prefix(prefix: Prefix, input_size: int, path: Path, threads: int = 1) -> ort.InferenceSession:
     """The prefix as an ONNX Runtime session (twice PyTorch's speed per core here), checked against PyTorch."""
     x = torch.randn(2, 3, input_size, input_size)
-    torch.onnx.export(prefix.eval(), x, path, input_names=["x"], output_names=["features"],
-                      dynamic_axes={"x": {0: "batch"}, "features": {0: "batch"}}, dynamo=False)
+    program = torch.onnx.export(prefix.eval(), (x,), input_names=["x"], output_names=["features"],
+                                dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True)
+    program.save(str(path))
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
