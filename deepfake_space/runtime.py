@@ -27,7 +27,8 @@ INPUT_NAME, OUTPUT_NAME = "pixel_values", "logits"
 
 
 class OnnxModel:
-    """An ONNX Runtime session over one exported detector: float32 inputs in, (N, 2) logits out."""
+    """An ONNX Runtime session over one exported network (``train.export_onnx.export_fp32``): float32 inputs in, its
+    output out (a detector's (N, 2) logits; a frozen prefix's feature maps in ``train.frozen_prefix``)."""
 
     def __init__(self, path: Path, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -42,7 +43,7 @@ class OnnxModel:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 2) logits, as the PyTorch network returns them."""
+        """The output as the PyTorch network returns it (a detector's (N, 2) logits)."""
         array = np.ascontiguousarray(x.detach().cpu().float().numpy())
         return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: array})[0])
 

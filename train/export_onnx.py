@@ -28,7 +28,7 @@ from sklearn.metrics import roc_auc_score
 
 from deepfake_space.cards import ONNX_FILE
 from deepfake_space.errors import ModelLoadError
-from deepfake_space.models import DeepfakeDetector, load_detector
+from deepfake_space.models import load_detector
 from deepfake_space.runtime import INPUT_NAME, ONNX_FILES, OUTPUT_NAME, OnnxModel
 from deepfake_space.transforms import build_eval_transform
 from train.cli_options import start
@@ -50,12 +50,13 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def export_fp32(model: DeepfakeDetector, path: Path) -> None:
-    """The network (BatchNorms as trained: ONNX Runtime folds them itself) with a dynamic batch axis."""
-    example = torch.randn(2, *model.config.input_shape()[1:])
+def export_fp32(net: torch.nn.Module, input_shape: tuple[int, ...], path: Path) -> None:
+    """A network taking (N, *input_shape) images (BatchNorms as trained: ONNX Runtime folds them itself), with a
+    dynamic batch axis, under the names ``deepfake_space.runtime.OnnxModel`` runs."""
+    example = torch.randn(2, *input_shape)
     for name in ("onnxscript", "onnx_ir"):  # their per-pass INFO lines would bury the parity figures
         logging.getLogger(name).setLevel(logging.WARNING)
-    program = torch.onnx.export(model.net.eval(), (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+    program = torch.onnx.export(net.eval(), (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                 dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True)
     program.save(str(path))
 
@@ -105,7 +106,7 @@ def export(folder: Path, data: str, parity_crops: int = 256, calibration_crops: 
                     "torch": torch.__version__}
     with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as tmp:
         staged = {p: Path(tmp) / name for p, name in ONNX_FILES.items()}
-        export_fp32(model, staged["fp32"])
+        export_fp32(model.net, model.config.input_shape()[1:], staged["fp32"])
         x, _ = _crops(val_rows, config, parity_crops, seed)
         with torch.inference_mode():
             reference = model.net(x).numpy()
