@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable
 
-import av
 import cv2
 import numpy as np
 import torch
@@ -52,7 +51,10 @@ def h264(img: np.ndarray, crf: float) -> np.ndarray:
     copy of the I-frame: this is the loss of one intra-coded frame at ``crf``, a little less than moving video
     loses. A codec context rather than a container: the output is the same, the muxing is not needed. One
     x264 thread, so the result does not depend on the machine's core count. yuv420p needs even sides: odd ones are
-    padded by repeating the edge and cropped back."""
+    padded by repeating the edge and cropped back. PyAV is imported here, not with the module: the GPU machine
+    trains without it (``--degrade-off h264``, docs/gpu_training.md)."""
+    import av
+
     h, w = img.shape[:2]
     even = np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
     encoder = av.CodecContext.create("libx264", "w")

@@ -127,7 +127,8 @@ def training_source(args: argparse.Namespace, config: DetectorConfig, train_rows
     if args.decode_cache:
         train_images = decoded_images(train_rows, round(resize_size(config) * TRAIN_DECODE_MARGIN),
                                       config.interpolation, Path(args.decode_cache))
-    degrade = RandomDegradation(args.degrade, seed=args.seed) if args.degrade else None
+    off = {name: 0.0 for name in args.degrade_off.split(",") if name}
+    degrade = RandomDegradation(args.degrade, seed=args.seed, probabilities=off) if args.degrade else None
     transform = build_train_transform(config, args.augment_strength, degrade)
     if args.sbi:
         if args.teacher_logits:
@@ -373,6 +374,7 @@ def save_release(model: DeepfakeDetector, folder: Path, y_val: np.ndarray, p_val
         "teacher_views_seed": args.teacher_views_seed if args.teacher_views else None,
         "alpha": args.alpha if args.teacher else None, "temperature": args.temperature if args.teacher else None,
         "sbi": bool(args.sbi), "extra_train": args.extra_train, "degrade": args.degrade or None,
+        "degrade_off": args.degrade_off or None,
     }
     if args.recipe:
         model.config.training["recipe"] = args.recipe
@@ -417,6 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "--train-subset (e.g. train.transfer_set's self-blends and photo faces)")
     p.add_argument("--degrade", type=float, default=0.0,
                    help="strength of the random upload degradations (train.degradations; 0: none)")
+    p.add_argument("--degrade-off", default="", metavar="NAME,...",
+                   help="degradations left out of the chain (e.g. h264 where PyAV is not installed)")
     p.add_argument("--sbi", action="store_true",
                    help="add one self-blended fake per real training row with landmarks, drawn anew each epoch "
                         "(train.sbi)")
