@@ -20,7 +20,7 @@ from PIL import Image
 
 import train.sbi
 from train.data import load_split
-from train.device_pack import assign_parts, pack
+from train.device_pack import assign_parts, merge, pack
 from train.sbi import cached_landmarks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,13 +49,6 @@ def packed(tmp_path_factory) -> tuple[Path, dict, datasets.Dataset]:
     return tmp / "out", manifest, train
 
 
-def merged(out: Path, target: Path) -> Path:
-    """The parts copied over each other, as the device script does."""
-    for part in sorted(out.glob("part-*")):
-        shutil.copytree(part, target, dirs_exist_ok=True)
-    return target
-
-
 def test_parts_fit_the_budget_and_hold_every_file_once(packed):
     out, manifest, _ = packed
     assert len(manifest["parts"]) > 1
@@ -71,7 +64,7 @@ def test_parts_fit_the_budget_and_hold_every_file_once(packed):
 
 def test_merged_parts_are_every_real_some_fakes_and_the_whole_validation(packed, tmp_path):
     out, manifest, train = packed
-    folder = merged(out, tmp_path / "all")
+    folder = merge(shutil.copytree(out, tmp_path / "pack"))
     rows = load_split(folder / "dfdc", "train")
     assert rows["label"].count(0) == 14 and rows["label"].count(1) == FAKES == manifest["train_fake"]
     assert len(load_split(folder / "dfdc", "validation")) == manifest["val_rows"] == 12
@@ -85,7 +78,7 @@ def test_merged_parts_are_every_real_some_fakes_and_the_whole_validation(packed,
 
 def test_landmarks_are_all_in_the_pack(packed, tmp_path, monkeypatch):
     out, manifest, _ = packed
-    folder = merged(out, tmp_path / "all")
+    folder = merge(shutil.copytree(out, tmp_path / "pack"))
 
     def no_dlib():
         raise AssertionError("the device has no dlib: every landmark must come from the pack")

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import datasets
@@ -172,21 +173,46 @@ def assign_parts(files: list[Path], budget: float) -> list[list[Path]]:
     return parts
 
 
+def merge(out: Path) -> Path:
+    """On the device: the parts ``out/manifest.json`` lists, copied over each other into ``out/all``. A part with a
+    file missing (a call that did not arrive, or a machine that went cold between calls) is an error naming it."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    missing = [p["name"] for p in manifest["parts"] if not all((out / p["name"] / f).is_file() for f in p["files"])]
+    if missing:
+        raise FileNotFoundError(f"pack parts missing on this machine (send them again): {' '.join(missing)}")
+    target = out / "all"
+    if target.exists():
+        shutil.rmtree(target)
+    for part in manifest["parts"]:
+        shutil.copytree(out / part["name"], target, dirs_exist_ok=True)
+    return target
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=os.environ.get("LOGLEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, required=True, help="the DFDC face crops (HF-datasets folder)")
+    p.add_argument("--merge", type=Path, metavar="OUT",
+                   help="on the device: check and join the parts that arrived in OUT into OUT/all, nothing else")
+    p.add_argument("--data", type=Path, help="the DFDC face crops (HF-datasets folder)")
     p.add_argument("--extra-train", type=Path, help="a parquet split to pack as it is (train.transfer_set)")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path)
     p.add_argument("--fakes", type=int, default=8000, help="seeded fake train rows to pack (every real is packed)")
     p.add_argument("--val", type=int, help="pack only this many seeded validation rows (default: all)")
     p.add_argument("--landmark-cache", type=Path, default=Path("cache/landmarks"),
                    help="where landmarks are looked up by content and computed if missing")
-    p.add_argument("--part-mb", type=float, default=28.0, help="MiB per part: 64 less the repository, less room")
+    p.add_argument("--part-mb", type=float, default=30.0, help="MiB per part: 64 less the repository, less room")
     p.add_argument("--shard-rows", type=int, default=2000)
     p.add_argument("--quality", type=int, default=SOURCE_QUALITY)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if args.merge:
+        try:
+            logger.info("merged the parts into %s", merge(args.merge))
+        except FileNotFoundError as e:
+            sys.exit(f"error: {e}")
+        return
+    if args.data is None or args.out is None:
+        p.error("--data and --out are required to build a pack")
     pack(args.data, args.extra_train, args.out, args.fakes, args.val, args.part_mb, args.landmark_cache, args.seed,
          args.quality, args.shard_rows)
 

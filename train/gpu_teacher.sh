@@ -14,16 +14,7 @@ if [ -n "$WHEELS" ]; then
 fi
 export PYTHONPATH=$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1
 
-python3 - <<'PY'
-import json, pathlib, sys
-manifest = json.loads(pathlib.Path("pack/manifest.json").read_text())
-missing = [p["name"] for p in manifest["parts"]
-           if not all((pathlib.Path("pack") / p["name"] / f).is_file() for f in p["files"])]
-if missing:
-    sys.exit(f"pack parts missing on this machine (send them again): {' '.join(missing)}")
-PY
-rm -rf pack/all && mkdir -p pack/all
-for part in pack/part-*/; do cp -r "$part". pack/all/; done
+python3 -m train.device_pack --merge pack
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
 set +e
