@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "teacher and student-kd, or DEEPFAKE_TEACHER / DEEPFAKE_STUDENT")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--frames", type=int, default=DEFAULT_NUM_FRAMES, help="frames sampled per video")
-    p.add_argument("--tta", action="store_true", help="average with the horizontally flipped face")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction,
+                   help="average each face with its mirror image, or not (default: as each model's config says)")
     p.add_argument("--runtime", default="auto", choices=RUNTIMES,
                    help="what runs the forwards: ONNX Runtime where the model folder has model.onnx (auto, on CPU), "
                         "or PyTorch. Grad-CAM always runs on PyTorch")

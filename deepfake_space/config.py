@@ -32,6 +32,9 @@ class DetectorConfig:
     threshold: float = 0.5
     uncertain_band: float = 0.1
     face_margin: float = 0.1
+    # P(fake) is the mean of the face's and its mirror image's logits, so a mirrored upload (a front camera's
+    # selfie) gets the same verdict; the threshold was chosen on these averaged scores.
+    tta: bool = False
     cam_target_layer: str = ""
     cam_reshape: str | None = None
     training: dict[str, Any] = field(default_factory=dict)

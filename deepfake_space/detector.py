@@ -63,8 +63,12 @@ class LoadedModel:
     def params(self) -> int:
         return self.model.num_params()
 
-    def predict_proba(self, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
-        return (self.engine.onnx or self.model).predict_proba(x, tta=tta)
+    def tta(self, override: bool | None = None) -> bool:
+        """Whether this model's P(fake) averages the face with its mirror: as asked, else as its config says."""
+        return self.model.config.tta if override is None else override
+
+    def predict_proba(self, x: torch.Tensor, tta: bool | None = None) -> torch.Tensor:
+        return (self.engine.onnx or self.model).predict_proba(x, tta=self.tta(tta))
 
 
 def load_models(specs: dict[str, str], device: torch.device, runtime: str = "auto",
@@ -113,7 +117,7 @@ class Detector:
 
     def __init__(self, models: dict[str, str] | list[LoadedModel], device: str = "auto",
                  face_detectors: Sequence[str] = DETECTORS, num_frames: int = DEFAULT_NUM_FRAMES,
-                 max_duration: float = MAX_DURATION_S, tta: bool = False, runtime: str = "auto",
+                 max_duration: float = MAX_DURATION_S, tta: bool | None = None, runtime: str = "auto",
                  precision: str | dict[str, str] = "fp32") -> None:
         self.device = resolve_device(device)
         self.models = (models if isinstance(models, list)
@@ -121,7 +125,7 @@ class Detector:
         self.faces = FaceDetector(face_detectors)
         self.num_frames = num_frames
         self.max_duration = max_duration
-        self.tta = tta
+        self.tta = tta  # mirror averaging for every model; None: each as its config says
 
     def close(self) -> None:
         self.faces.close()
@@ -150,7 +154,7 @@ class Detector:
         comes back with status "error", one without a face with "no_face"; ``score`` leaves both as they are.
         Split so that ``batch`` can prepare the next files while the models score this one."""
         report = Report(file=Path(path).name, face_mode="whole_image" if whole_image else "detect",
-                        device=str(self.device), tta=self.tta)
+                        device=str(self.device))
         try:
             return self._prepare(Path(path), report, whole_image, num_frames or self.num_frames)
         except DeepfakeSpaceError as e:
@@ -195,12 +199,11 @@ class Detector:
             report.message = f"No face was found in {where}; no verdict is given."
         return Analysis(report, media, faces)
 
-    @staticmethod
-    def _model_report(m: LoadedModel) -> ModelReport:
+    def _model_report(self, m: LoadedModel) -> ModelReport:
         cfg = m.model.config
         return ModelReport(name=m.name, spec=m.spec, arch=cfg.arch, params=m.params, file_size_mb=m.file_size_mb,
                            runtime=m.engine.name, input_size=cfg.input_size, threshold=cfg.threshold,
-                           uncertain_band=cfg.uncertain_band)
+                           uncertain_band=cfg.uncertain_band, tta=m.tta(self.tta))
 
     def _run_model(self, loaded: LoadedModel, out: ModelReport, analysis: Analysis,
                    flat: list[tuple[int, Face]], cams: int) -> None:

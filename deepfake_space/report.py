@@ -47,6 +47,7 @@ class ModelReport:
     threshold: float
     uncertain_band: float
     runtime: str = "torch"  # what ran the forwards: "torch", "onnx fp32" or "onnx int8"
+    tta: bool = False  # P(fake) averaged over the face and its mirror image
     verdict: str = VERDICT_NO_FACE
     p_fake: float | None = None
     frame_p_fake: list[float | None] = field(default_factory=list)
@@ -74,7 +75,6 @@ class Report:
     face_mode: str = "detect"
     detectors_used: list[str] = field(default_factory=list)
     device: str = "cpu"
-    tta: bool = False
     frames: list[FrameReport] = field(default_factory=list)
     models: list[ModelReport] = field(default_factory=list)
     latency_ms: dict[str, float] = field(default_factory=dict)

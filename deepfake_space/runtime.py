@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from deepfake_space.errors import ModelLoadError
+from deepfake_space.models.detector import mirror_averaged
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +50,7 @@ class OnnxModel:
 
     def predict_proba(self, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
         """P(fake) per input, as ``DeepfakeDetector.predict_proba`` computes it (the same flip TTA)."""
-        logits = self(x)
-        if tta:
-            logits = (logits + self(x.flip(-1))) / 2
-        return logits.softmax(dim=-1)[..., 1]
+        return mirror_averaged(self, x, tta).softmax(dim=-1)[..., 1]
 
 
 @dataclass

@@ -60,6 +60,8 @@ def test_every_recipe_parses_into_train_options(path):
     recipe = load_recipe(path)
     if path in CONFIGS:
         assert (ROOT / "models" / recipe.name).is_dir(), f"{recipe.name} is no released model"
+        released = json.loads((ROOT / "models" / recipe.name / "config.json").read_text())
+        assert released.get("tta", False) == bool(recipe.tta), "the release predicts as its recipe says"
     for stage in recipe.stages:
         args = parse_args(["--output-dir", str(stage.output_dir)], stage.values)
         assert args.model and args.data and args.output_dir == str(stage.output_dir)

@@ -121,3 +121,17 @@ def test_cli_writes_the_json_with_its_command(model_dir, tmp_path):
     assert written["command"].startswith("python -m train.robustness --model ")
     assert "--limit 24" in written["command"] and "--suite jpeg30,mirror" in written["command"]
     assert "| jpeg30 |" in proc.stdout and "| mirror |" in proc.stdout
+
+
+def test_a_model_released_with_tta_scores_a_mirrored_crop_as_the_crop(result, model_dir, tmp_path):
+    """The suite scores the prediction the app makes: with ``tta`` in the config, mirroring changes nothing."""
+    averaged = tmp_path / "tta"
+    averaged.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (averaged / name).write_bytes((model_dir / name).read_bytes())
+    ev.update_config(averaged, {"tta": True})
+    table = rb.robustness_table(str(averaged), str(VAL_FILE), suite=["mirror"], limit=N, batch_size=16,
+                                n_boot=100, progress=False)
+    assert table["degradations"]["mirror"]["auc_change"]["value"] == 0.0
+    assert table["degradations"]["mirror"]["n_reversed"] == 0
+    assert result["degradations"]["mirror"]["auc_change"]["value"] != 0.0, "without it, mirroring moves scores"

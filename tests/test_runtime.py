@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -13,8 +14,10 @@ from PIL import Image
 from deepfake_space.cards import ONNX_FILE, render_model_card
 from deepfake_space.detector import Detector
 from deepfake_space.errors import ModelLoadError
+from deepfake_space.report import ModelReport
 from deepfake_space.runtime import ONNX_FILES, choose_runtime
 from deepfake_space.synth import astronaut
+from train.evaluate import update_config
 from train.export_onnx import ParityError, export, sha256
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,3 +105,28 @@ def test_fp32_parity_failure_writes_nothing(tmp_path):
     with pytest.raises(ParityError, match="differ from PyTorch"):
         export(folder, str(DATA), parity_crops=8, calibration_crops=8, val_limit=50, max_logit_diff=0.0)
     assert not list(folder.glob("*.onnx")) and not (folder / ONNX_FILE).exists()
+
+
+def test_a_model_released_with_tta_gives_a_face_and_its_mirror_one_p_fake(exported, tmp_path):
+    """A config with ``tta`` averages each face with its mirror on either engine, so a mirrored upload (a front
+    camera's selfie) cannot change the verdict; without it the two differ."""
+    plain, averaged = tmp_path / "plain", tmp_path / "tta"
+    for folder, tta in ((plain, False), (averaged, True)):
+        shutil.copytree(exported[0], folder)
+        update_config(folder, {"tta": tta})
+    image = astronaut()[40:232, 150:342]
+    paths = [tmp_path / "face.png", tmp_path / "mirrored.png"]
+    for path, pixels in zip(paths, (image, image[:, ::-1])):
+        Image.fromarray(np.ascontiguousarray(pixels)).save(path)
+
+    def scores(folder: Path, runtime: str, tta: bool | None = None) -> list[ModelReport]:
+        with Detector({"m": str(folder)}, device="cpu", runtime=runtime, tta=tta) as detector:
+            return [detector.analyze(path, whole_image=True).report.models[0] for path in paths]
+
+    for runtime in ("torch", "onnx"):
+        face, mirrored = scores(averaged, runtime)
+        assert face.tta and face.p_fake == pytest.approx(mirrored.p_fake, abs=1e-6)
+        face, mirrored = scores(plain, runtime)
+        assert not face.tta and abs(face.p_fake - mirrored.p_fake) > 1e-4
+    face, mirrored = scores(averaged, "onnx", tta=False)
+    assert not face.tta and abs(face.p_fake - mirrored.p_fake) > 1e-4, "--no-tta overrides the config"

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepfake_space.config import DetectorConfig
 from deepfake_space.errors import ModelLoadError
 from deepfake_space.models import DeepfakeDetector, load_detector, resolve_model_dir
 from deepfake_space.runtime import OnnxModel
@@ -61,11 +62,14 @@ def select_rows(n_rows: int, limit: int | None, seed: int = 0) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(n_rows)[:limit])
 
 
-def predict_scores(model: DeepfakeDetector | OnnxModel, loader: torch.utils.data.DataLoader, tta: bool = False,
-                   progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and P(fake) for every row; with ``tta`` the logits of each image and its mirror are averaged."""
+def predict_scores(model: DeepfakeDetector | OnnxModel, loader: torch.utils.data.DataLoader,
+                   tta: bool | None = None, progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and P(fake) for every row; with ``tta`` (a detector's default: its config's) the logits of each image
+    and its mirror are averaged. An ONNX session has no config, so it must be told."""
     if isinstance(model, torch.nn.Module):
         model.eval()
+    elif tta is None:
+        raise ValueError("an ONNX model has no config to say whether it averages with the mirror: pass tta")
     y, p = predict(lambda x: model.predict_proba(x, tta=tta), loader, "evaluate", progress)
     return y, p.numpy().astype(np.float64)
 
@@ -91,14 +95,14 @@ def measure_speed(model: DeepfakeDetector, sample: torch.Tensor, batch_size: int
     return latency_ms, batch_size / median_seconds(lambda: model.predict_proba(batch, tta=tta), batch_runs, warmup=1)
 
 
-def write_threshold(folder: Path, threshold: float, provenance: dict) -> None:
-    """Set ``threshold`` in ``folder/config.json``, keeping every other field; record where it came from."""
+def update_config(folder: Path, fields: dict, record: dict | None = None) -> None:
+    """Set ``fields`` in ``folder/config.json`` in one atomic write, keeping every other field and refusing a config
+    the app could not load; ``record`` (where the new values came from) is merged into its ``training``."""
     path = folder / "config.json"
-    config = json.loads(path.read_text())
-    config["threshold"] = threshold
-    training = config.get("training") or {}
-    training["threshold_picked_on"] = provenance
-    config["training"] = training
+    config = {**json.loads(path.read_text()), **fields}
+    if record:
+        config["training"] = {**(config.get("training") or {}), **record}
+    DetectorConfig(**config)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
@@ -115,7 +119,7 @@ def write_scores(path: Path, index: np.ndarray, groups: list[str], y: np.ndarray
 
 def evaluate(model: str, data: str, split: str = VALIDATION_SPLIT, out: str | Path | None = None,
              scores: str | Path | None = None, group_by: str | None = None, batch_size: int = 64,
-             limit: int | None = None, tta: bool = False, pick_threshold_on_split: bool = False,
+             limit: int | None = None, tta: bool | None = None, pick_threshold_on_split: bool = False,
              num_workers: int = 0, n_boot: int = 1000, seed: int = 0, latency_runs: int = 10,
              progress: bool = True, command: str | None = None) -> dict:
     """Evaluate ``model`` (folder or Hub spec) on ``split`` of ``data`` and return the metrics.json dict."""
@@ -128,6 +132,7 @@ def evaluate(model: str, data: str, split: str = VALIDATION_SPLIT, out: str | Pa
     folder = resolve_model_dir(model)
     detector = load_detector(folder).fold_batchnorm()  # as the app serves it
     config = detector.config
+    tta = config.tta if tta is None else tta
 
     rows = load_split(data, split, group_column=group_by)
     index = select_rows(len(rows), limit, seed)
@@ -141,7 +146,8 @@ def evaluate(model: str, data: str, split: str = VALIDATION_SPLIT, out: str | Pa
     threshold = config.threshold
     if pick_threshold_on_split:
         threshold = pick_threshold(y, p)
-        write_threshold(folder, threshold, {"data": str(data), "split": split, "n": int(len(y)), "tta": tta})
+        update_config(folder, {"threshold": threshold},
+                      {"threshold_picked_on": {"data": str(data), "split": split, "n": int(len(y)), "tta": tta}})
         logger.info("picked threshold %.4f on %s/%s and wrote it to %s", threshold, data, split,
                     folder / "config.json")
 
@@ -188,7 +194,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="column whose values group rows into videos (e.g. original, video): adds video_metrics")
     p.add_argument("--batch-size", dest="batch_size", type=int, default=64)
     p.add_argument("--limit", type=int, help="evaluate a seeded random subset of this many rows")
-    p.add_argument("--tta", action="store_true", help="average the logits of each image and its mirror")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction,
+                   help="average the logits of each image and its mirror, or not (default: as the config says)")
     p.add_argument("--pick-threshold", dest="pick_threshold", action="store_true",
                    help="pick the threshold on this split (validation only) and write it to the model's config.json")
     p.add_argument("--num-workers", dest="num_workers", type=int, default=0)

@@ -120,8 +120,8 @@ def export(folder: Path, data: str, parity_crops: int = 256, calibration_crops: 
 
         calibration, _ = _crops(load_split(data, "train"), config, calibration_crops, seed)
         quantize_int8(staged["fp32"], staged["int8"], calibration)
-        y, p_fp32 = predict_scores(fp32, _loader(val_rows, config))
-        _, p_int8 = predict_scores(OnnxModel(staged["int8"]), _loader(val_rows, config))
+        y, p_fp32 = predict_scores(fp32, _loader(val_rows, config), tta=config.tta)
+        _, p_int8 = predict_scores(OnnxModel(staged["int8"]), _loader(val_rows, config), tta=config.tta)
         auc_fp32, auc_int8 = float(roc_auc_score(y, p_fp32)), float(roc_auc_score(y, p_int8))
         passed = auc_fp32 - auc_int8 <= max_auc_drop
         record["int8"] = {"method": "onnxruntime quantize_static, QDQ, per-channel int8 weights, uint8 activations",

@@ -30,6 +30,7 @@ from deepfake_space.report import STATUS_OK
 from train.compare import read_scores as read_val_scores
 from train.cross_domain import read_scores as read_file_scores
 from train.data import photo_halves
+from train.evaluate import update_config
 from train.metrics import pick_operating_point
 
 logger = logging.getLogger("operating_point")
@@ -47,19 +48,6 @@ def photo_scores(path: Path, name: str, files: set[str] | None = None) -> tuple[
         raise ValueError(f"{path} holds files not labelled real: the cap is on real photos only")
     scored = [r.p_fake[name] for r in rows if r.status == STATUS_OK]
     return np.array(scored, dtype=np.float64), len(rows) - len(scored)
-
-
-def write_operating_point(folder: Path, threshold: float, band: float, provenance: dict) -> None:
-    """Set ``threshold`` and ``uncertain_band`` in ``folder/config.json`` in one atomic write, keeping every
-    other field; record where they came from (``train.evaluate.write_threshold`` sets the threshold only)."""
-    path = folder / "config.json"
-    config = json.loads(path.read_text())
-    config["threshold"], config["uncertain_band"] = threshold, band
-    DetectorConfig(**config)  # refuse to write a config the app could not load
-    config["training"] = {**(config.get("training") or {}), "threshold_picked_on": provenance}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def choose(model: Path, val_scores: Path, photo_scores_csv: Path, name: str | None = None,
@@ -82,13 +70,13 @@ def choose(model: Path, val_scores: Path, photo_scores_csv: Path, name: str | No
         logger.warning("no threshold up to %.3f keeps real photos called fake at or under %.1f %% with band %.2f",
                        result["threshold"], 100 * max_false_fake, band)
     if write:
-        write_operating_point(model, result["threshold"], band, {
+        update_config(model, {"threshold": result["threshold"], "uncertain_band": band}, {"threshold_picked_on": {
             "data": str(val_scores), "split": "validation", "n": result["n_validation"],
             "rule": "train.metrics.pick_operating_point", "max_false_fake": max_false_fake,
             "photo_scores": str(photo_scores_csv), "n_photos": result["n_photos"],
             "photos": "the unseen half, train.data.photo_halves" if photo_files is not None else "all",
             "photo_false_fake_rate": result["photo_false_fake_rate"], "moved_by_cap": result["moved_by_cap"],
-            "unconstrained_threshold": result["unconstrained"]["threshold"], "dfdc_cost": result["dfdc_cost"]})
+            "unconstrained_threshold": result["unconstrained"]["threshold"], "dfdc_cost": result["dfdc_cost"]}})
         logger.info("wrote threshold %.4f and uncertain band %.3f to %s", result["threshold"], band,
                     model / "config.json")
     return result

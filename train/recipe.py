@@ -4,7 +4,7 @@
     accelerate launch -m train.train --config train/configs/teacher.toml --stage sbi --epochs 2   # one, overridden
 
 A recipe names the model (``name``, the folder under ``models/`` it is released as; ``base_model``, for a student,
-the teacher's Hub repo), where its stages run
+the teacher's Hub repo; ``tta = true`` when it is released to average each face with its mirror), where its stages run
 (``output_dir``: stage NAME trains into ``OUTPUT_DIR/NAME``), the ``[defaults]`` every stage shares and the
 ``[[stages]]``, each a table of ``train.train`` options (a warm restart is a stage whose ``init`` is an earlier
 stage's ``OUTPUT_DIR/NAME/best``). Options after ``--config`` override every stage that runs.
@@ -49,6 +49,7 @@ class Recipe:
     description: str
     stages: list[Stage]
     base_model: str | None = None  # the Hub repo a student's card links as its teacher
+    tta: bool | None = None  # released to average each face with its mirror (train.release)
 
     @property
     def final(self) -> Stage:
@@ -64,6 +65,8 @@ def load_recipe(path: str | Path) -> Recipe:
     missing = [key for key in ("name", "output_dir", "stages") if key not in raw]
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)}")
+    if not isinstance(raw.get("tta", False), bool):
+        raise ValueError(f"{path}: tta must be true or false, got {raw['tta']!r}")
     defaults = raw.get("defaults", {})
     stages, seen = [], set()
     for entry in raw["stages"]:
@@ -75,7 +78,7 @@ def load_recipe(path: str | Path) -> Recipe:
             raise ValueError(f"{path}: stage {name} sets output_dir; stages run in OUTPUT_DIR/NAME")
         seen.add(name)
         stages.append(Stage(name, {**defaults, **entry}, Path(raw["output_dir"]) / name))
-    return Recipe(path, raw["name"], raw.get("description", ""), stages, raw.get("base_model"))
+    return Recipe(path, raw["name"], raw.get("description", ""), stages, raw.get("base_model"), raw.get("tta"))
 
 
 def recorded(args: argparse.Namespace) -> dict[str, Any]:

@@ -3,6 +3,7 @@
     python -m train.release --config train/configs/teacher.toml       # the recipe's last stage, as its name
     python -m train.release --run runs/teacher/restart --name teacher --data ../shared/data/dfdc_faces
     python -m train.release --name teacher                               # re-measure models/teacher as it is
+    python -m train.release --config train/configs/teacher.toml --in-place   # the same, with the recipe's options
 
 Copies ``RUN/best`` (config.json + model.safetensors) and the run's per-epoch ``summary.csv`` into
 ``models/NAME`` (without ``--run``, the released folder is measured again as it is), then measures it in
@@ -36,7 +37,7 @@ from deepfake_space.cards import CROSS_DOMAIN_FILE, ROBUSTNESS_FILE, TRAINING_LO
 from deepfake_space.model_choice import MODELS_DIR
 from train.cross_domain import PHOTO_SCORES, PHOTOS_DIR, WILD_DIR, cross_domain_report, load_configs, measure
 from train.data import photo_halves
-from train.evaluate import evaluate
+from train.evaluate import evaluate, update_config
 from train.export_onnx import export as export_onnx
 from train.operating_point import choose
 from train.recipe import load_recipe
@@ -53,7 +54,7 @@ def _command(module: str, *args: str) -> str:
 
 def release(run: Path, name: str, data: str, base_model: str | None = None, threads: int = 1,
             wild: Path = WILD_DIR, photos: Path = PHOTOS_DIR, max_false_fake: float = 0.02,
-            robustness_limit: int | None = 1000) -> Path:
+            robustness_limit: int | None = 1000, tta: bool | None = None) -> Path:
     """Copy the run's best weights into ``models/NAME`` and measure them there (``measure_release``)."""
     best = run / "best"
     missing = [f for f in RELEASE_FILES if not (best / f).is_file()]
@@ -65,15 +66,18 @@ def release(run: Path, name: str, data: str, base_model: str | None = None, thre
         shutil.copy2(best / f, folder / f)
     shutil.copy2(run / "summary.csv", folder / TRAINING_LOG_FILE)
     return measure_release(folder, data, run / "release", base_model, threads, wild, photos, max_false_fake,
-                           robustness_limit)
+                           robustness_limit, tta)
 
 
 def measure_release(folder: Path, data: str, scores: Path, base_model: str | None = None, threads: int = 1,
                     wild: Path = WILD_DIR, photos: Path = PHOTOS_DIR, max_false_fake: float = 0.02,
-                    robustness_limit: int | None = 1000) -> Path:
+                    robustness_limit: int | None = 1000, tta: bool | None = None) -> Path:
     """Measure a released folder in place (operating point, metrics.json, cross_domain.json, robustness.json)
-    and render its card; per-file scores go to ``scores``."""
+    and render its card; per-file scores go to ``scores``. ``tta`` (when given) is written into its config first,
+    so that every figure, and the threshold, comes from the prediction the app will make."""
     torch.set_num_threads(threads)
+    if tta is not None:
+        update_config(folder, {"tta": tta})
     name = folder.name
     # relpath: the records name the folder as the quoted commands do, not by this machine's absolute path
     rel, model = f"models/{name}", os.path.relpath(folder)
@@ -111,6 +115,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--run", type=Path, help="training output_dir (without --config; without it, --name's released "
                                             "folder is measured again in place)")
     p.add_argument("--name", help="folder name under models/ (without --config)")
+    p.add_argument("--in-place", action="store_true",
+                   help="with --config: measure the released folder again as it is, with the recipe's name, base "
+                        "model and tta (no run folder needed)")
     p.add_argument("--data", default="../shared/data/dfdc_faces")
     p.add_argument("--base-model", help="Hub repo of the teacher, for a student's card")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the latency figures")
@@ -119,15 +126,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-false-fake", type=float, default=0.02,
                    help="largest share of the unseen real photos the threshold may call fake")
     p.add_argument("--robustness-limit", type=int, default=1000, help="validation crops in the robustness suite")
+    p.add_argument("--tta", action=argparse.BooleanOptionalAction,
+                   help="average each face with its mirror image, or not (default: a recipe's tta, else as the "
+                        "weights' config says)")
     args = p.parse_args(argv)
     if args.config:
         recipe = load_recipe(args.config)
-        args.run, args.name = recipe.final.output_dir, recipe.name
+        args.run, args.name = None if args.in_place else recipe.final.output_dir, recipe.name
         args.base_model = args.base_model or recipe.base_model
+        args.tta = recipe.tta if args.tta is None else args.tta
     elif not args.name:
         p.error("--name is required without --config")
+    elif args.in_place:
+        p.error("--in-place goes with --config")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    options = (args.base_model, args.threads, args.wild, args.photos, args.max_false_fake, args.robustness_limit)
+    options = (args.base_model, args.threads, args.wild, args.photos, args.max_false_fake, args.robustness_limit,
+               args.tta)
     if args.run:
         folder = release(args.run, args.name, args.data, *options)
     else:
