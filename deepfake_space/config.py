@@ -55,6 +55,11 @@ class DetectorConfig:
             return "uncertain"
         return self.labels[1] if p_fake > self.threshold else self.labels[0]
 
+    def uses_tta(self, override: bool | None = None) -> bool:
+        """Whether P(fake) averages each face with its mirror: ``override`` when given (``--tta``/``--no-tta``),
+        else as this model was released."""
+        return self.tta if override is None else override
+
     def input_shape(self, batch_size: int = 1) -> tuple[int, ...]:
         """The model input for one image, or one clip of ``num_frames`` frames for a temporal model."""
         size = (3, self.input_size, self.input_size)

@@ -63,12 +63,8 @@ class LoadedModel:
     def params(self) -> int:
         return self.model.num_params()
 
-    def tta(self, override: bool | None = None) -> bool:
-        """Whether this model's P(fake) averages the face with its mirror: as asked, else as its config says."""
-        return self.model.config.tta if override is None else override
-
     def predict_proba(self, x: torch.Tensor, tta: bool | None = None) -> torch.Tensor:
-        return (self.engine.onnx or self.model).predict_proba(x, tta=self.tta(tta))
+        return (self.engine.onnx or self.model).predict_proba(x, tta=self.model.config.uses_tta(tta))
 
 
 def load_models(specs: dict[str, str], device: torch.device, runtime: str = "auto",
@@ -203,7 +199,7 @@ class Detector:
         cfg = m.model.config
         return ModelReport(name=m.name, spec=m.spec, arch=cfg.arch, params=m.params, file_size_mb=m.file_size_mb,
                            runtime=m.engine.name, input_size=cfg.input_size, threshold=cfg.threshold,
-                           uncertain_band=cfg.uncertain_band, tta=m.tta(self.tta))
+                           uncertain_band=cfg.uncertain_band, tta=cfg.uses_tta(self.tta))
 
     def _run_model(self, loaded: LoadedModel, out: ModelReport, analysis: Analysis,
                    flat: list[tuple[int, Face]], cams: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -126,9 +127,7 @@ def test_cli_writes_the_json_with_its_command(model_dir, tmp_path):
 def test_a_model_released_with_tta_scores_a_mirrored_crop_as_the_crop(result, model_dir, tmp_path):
     """The suite scores the prediction the app makes: with ``tta`` in the config, mirroring changes nothing."""
     averaged = tmp_path / "tta"
-    averaged.mkdir()
-    for name in ("config.json", "model.safetensors"):
-        (averaged / name).write_bytes((model_dir / name).read_bytes())
+    shutil.copytree(model_dir, averaged)
     ev.update_config(averaged, {"tta": True})
     table = rb.robustness_table(str(averaged), str(VAL_FILE), suite=["mirror"], limit=N, batch_size=16,
                                 n_boot=100, progress=False)

@@ -132,7 +132,7 @@ def evaluate(model: str, data: str, split: str = VALIDATION_SPLIT, out: str | Pa
     folder = resolve_model_dir(model)
     detector = load_detector(folder).fold_batchnorm()  # as the app serves it
     config = detector.config
-    tta = config.tta if tta is None else tta
+    tta = config.uses_tta(tta)
 
     rows = load_split(data, split, group_column=group_by)
     index = select_rows(len(rows), limit, seed)

@@ -57,7 +57,7 @@ class DeepfakeDetector(
     def predict_proba(self, x: torch.Tensor, tta: bool | None = None) -> torch.Tensor:
         """P(fake) per input, as float32. With ``tta`` (default: as the config says) the logits of each input and
         of its mirror image are averaged: the one flip test-time augmentation evaluation, the CLI and the app share."""
-        return mirror_averaged(self.net, x, self.config.tta if tta is None else tta).softmax(dim=-1)[..., 1]
+        return mirror_averaged(self.net, x, self.config.uses_tta(tta)).softmax(dim=-1)[..., 1]
 
     @property
     def cam_target_layer(self) -> nn.Module:
