@@ -17,6 +17,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from deepfake_space.card_tables import cross_domain_markdown, robustness_markdown
 from deepfake_space.config import DetectorConfig
+from deepfake_space.runtime import ONNX_RECORD as ONNX_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,6 @@ LICENSE_NAME = "dfdc-research-only"
 METRICS_FILE = "metrics.json"
 CROSS_DOMAIN_FILE = "cross_domain.json"
 ROBUSTNESS_FILE = "robustness.json"
-ONNX_FILE = "onnx.json"
 TRAINING_LOG_FILE = "summary.csv"
 EVAL_REQUIRED_KEYS = ("split", "n", "threshold", "metrics", "command")
 
@@ -153,6 +153,16 @@ def _robustness(folder: Path) -> dict[str, Any] | None:
     return {**result, "table": robustness_markdown(result)} if result is not None else None
 
 
+def _role(training: dict[str, Any]) -> str:
+    """What the model is to the others: a distilled student, the labels-only control trained on a student's view
+    bank, or (with no teacher at all) the teacher."""
+    if training.get("teacher"):
+        return "a distilled student"
+    if training.get("view_bank_teacher"):
+        return "a student trained on labels only, the control for the distilled students"
+    return "the teacher"
+
+
 def render_model_card(
     folder: Path,
     *,
@@ -206,7 +216,7 @@ def render_model_card(
     context: dict[str, Any] = {
         "model_id": model_id,
         "load_spec": repo_id or f"models/{folder.name}",
-        "role": "student" if is_student else "teacher",
+        "role": _role(training),
         "is_student": is_student,
         "base_model": base_model,
         "cfg": config,

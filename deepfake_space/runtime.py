@@ -2,13 +2,16 @@
 
 On a CPU, PyTorch eager spends most of a small student's time on per-call overhead; ONNX Runtime runs the same
 graph (exported and parity-checked by ``train.export_onnx``) many times faster, so ``auto`` picks it whenever
-the folder has ``model.onnx`` and onnxruntime is installed. int8 is the statically quantized export and is only
-run when asked for. Grad-CAM needs gradients and always runs on the PyTorch model; on CUDA, fp16 PyTorch stays
+the folder has ``model.onnx``, exported from the folder's own ``model.safetensors`` (``onnx.json`` records their
+SHA-256: an export left over from earlier weights is never run), and onnxruntime is installed. int8 is the
+statically quantized export and is only run when asked for. Grad-CAM needs gradients and always runs on the PyTorch model; on CUDA, fp16 PyTorch stays
 the path. Whatever is chosen is named in the report, so a fallback is never silent.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +25,8 @@ from deepfake_space.models.detector import mirror_averaged
 logger = logging.getLogger(__name__)
 
 ONNX_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+ONNX_RECORD = "onnx.json"
+WEIGHTS_FILE = "model.safetensors"
 RUNTIMES = ("auto", "onnx", "torch")
 PRECISIONS = tuple(ONNX_FILES)
 INPUT_NAME, OUTPUT_NAME = "pixel_values", "logits"
@@ -70,6 +75,27 @@ def onnx_available() -> bool:
     return True
 
 
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def stale_export(folder: Path) -> str | None:
+    """Why the folder's ONNX files may not stand for its weights (None when ``onnx.json`` records the SHA-256 of
+    the very ``model.safetensors`` beside it): a release that replaced the weights without exporting them again."""
+    record_path = folder / ONNX_RECORD
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    recorded = record.get("weights_sha256")
+    if recorded is None:
+        return f"{folder} has no {ONNX_RECORD} naming the weights its ONNX files were exported from"
+    if recorded != sha256(folder / WEIGHTS_FILE):
+        return f"{folder}'s ONNX files were exported from other weights than its {WEIGHTS_FILE}"
+    return None
+
+
 def choose_runtime(folder: Path, runtime: str = "auto", precision: str = "fp32",
                    device: torch.device = torch.device("cpu")) -> RuntimeChoice:
     """The engine for the model in ``folder``; what was asked for and cannot run is an error, not a fallback.
@@ -84,13 +110,19 @@ def choose_runtime(folder: Path, runtime: str = "auto", precision: str = "fp32",
     cannot = (f"ONNX Runtime runs on the CPU here, not on {device.type}" if device.type != "cpu" else
               "onnxruntime is not installed (pip install -r requirements.txt)" if not onnx_available() else
               f"{folder} has no {path.name}: export it with python -m train.export_onnx" if not path.is_file() else
-              None)
+              _export_again(stale_export(folder)))
+    if runtime == "auto" and cannot and path.is_file():
+        logger.warning("%s runs on PyTorch: %s", folder.name, cannot)
     if runtime == "torch" or (runtime == "auto" and cannot):
         if precision != "fp32":
             raise ModelLoadError(f"{folder.name}: {precision} runs on ONNX Runtime only, and "
                                  f"{cannot or 'runtime torch was asked for'}")
-        return RuntimeChoice("torch", None, folder / "model.safetensors")
+        return RuntimeChoice("torch", None, folder / WEIGHTS_FILE)
     if cannot:
         raise ModelLoadError(f"runtime 'onnx': {cannot}")
     logger.info("%s runs on ONNX Runtime (%s)", folder.name, precision)
     return RuntimeChoice(f"onnx {precision}", OnnxModel(path), path)
+
+
+def _export_again(reason: str | None) -> str | None:
+    return f"{reason}: export it again with python -m train.export_onnx" if reason else None

@@ -134,3 +134,11 @@ def test_invalid_arguments_are_refused():
         DistillationLoss("cosine")
     with pytest.raises(ValueError):
         DistillationLoss("kl", alpha=1.5)
+
+
+def test_a_labels_only_loss_is_the_cross_entropy_and_refuses_teacher_logits():
+    student, teacher, labels = _logits()
+    loss = DistillationLoss("none")
+    assert torch.allclose(loss(student, labels)["loss"], F.cross_entropy(student, labels))
+    with pytest.raises(ValueError, match="labels-only"):
+        loss(student, labels, teacher)

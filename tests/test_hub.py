@@ -103,6 +103,25 @@ def test_card_of_student_takes_teacher_from_hub_spec(tmp_path):
     assert "python -m train.evaluate" in card.text and "3.1 ms per face crop" in card.text
 
 
+def test_card_names_each_role_and_what_the_extra_rows_were(tmp_path):
+    """A distilled student, its labels-only control on the same view bank, and a teacher; a transfer set of photo
+    faces only is not called self-blended."""
+    photos_only = {"extra_train": "cache/transfer_photos", "extra_repeat": 4,
+                   "extra_train_record": {"self_blends": None, "photo_faces": {"photos": 150, "cropped": 150}}}
+    control = {k: v for k, v in STUDENT_TRAINING.items() if k not in ("teacher", "kd", "alpha", "temperature")}
+    _save_model(tmp_path / "kd", seed=1, training=STUDENT_TRAINING | photos_only)
+    _save_model(tmp_path / "scratch", seed=2, training=control | photos_only | {"view_bank_teacher": "models/teacher"})
+    _save_model(tmp_path / "teacher", seed=3, training=STUDENT_TRAINING | {"teacher": None, "kd": None})
+    kd, scratch, teacher = (render_model_card(tmp_path / name).text for name in ("kd", "scratch", "teacher"))
+    assert "project (a distilled student)" in kd and "project (the teacher)" in teacher
+    assert "project (a student trained on labels only, the control" in scratch
+    assert "labels-only control" in scratch and "the teacher's logits were not used" in scratch
+    for text in (kd, scratch):
+        assert "each seen 4\ntimes per epoch" in text and "the faces of\n150 real FFHQ photos" in text
+        assert "self-blended" not in text
+    assert "scored by the teacher like every other crop" in kd and "scored by the teacher" not in scratch
+
+
 def test_card_follows_train_evaluate_extras(tmp_path):
     """A threshold picked by ``train.evaluate --pick-threshold``, per-video metrics, and a stale metrics.json."""
     folder = tmp_path / "m"

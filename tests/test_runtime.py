@@ -15,10 +15,10 @@ from deepfake_space.cards import ONNX_FILE, render_model_card
 from deepfake_space.detector import Detector
 from deepfake_space.errors import ModelLoadError
 from deepfake_space.report import ModelReport
-from deepfake_space.runtime import ONNX_FILES, choose_runtime
+from deepfake_space.runtime import ONNX_FILES, choose_runtime, sha256
 from deepfake_space.synth import astronaut
 from train.evaluate import update_config
-from train.export_onnx import ParityError, export, sha256
+from train.export_onnx import ParityError, export
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "dfdc_faces"
@@ -90,6 +90,25 @@ def test_what_cannot_run_is_an_error_not_a_fallback(tmp_path):
         choose_runtime(plain, "onnx", device=torch.device("cuda"))
     with pytest.raises(ModelLoadError, match="runtime must be"):
         choose_runtime(plain, "tensorrt")
+
+
+def test_an_export_of_other_weights_is_never_run(exported, tmp_path):
+    """A release that copies new weights over an old export measures on PyTorch until it exports again."""
+    folder, record = exported
+    assert record["weights_sha256"] == sha256(folder / "model.safetensors")
+    assert choose_runtime(folder).name == "onnx fp32"
+    replaced = tmp_path / "replaced"
+    shutil.copytree(folder, replaced)
+    shutil.copy2(ROOT / "models" / "student-scratch" / "model.safetensors", replaced / "model.safetensors")
+    assert choose_runtime(replaced).name == "torch"
+    with pytest.raises(ModelLoadError, match="exported from other weights"):
+        choose_runtime(replaced, "onnx")
+    unrecorded = json.loads((folder / ONNX_FILE).read_text())
+    del unrecorded["weights_sha256"]
+    (replaced / ONNX_FILE).write_text(json.dumps(unrecorded))
+    shutil.copy2(folder / "model.safetensors", replaced / "model.safetensors")
+    with pytest.raises(ModelLoadError, match="naming the weights"):
+        choose_runtime(replaced, "onnx", "int8")
 
 
 def test_int8_that_costs_accuracy_is_not_written(tmp_path):

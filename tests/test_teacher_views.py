@@ -157,3 +157,51 @@ def test_training_with_another_view_seed_refuses_a_bank_drawn_with_this_one(bank
     folder, _, _ = bank
     with pytest.raises(ValueError, match="another teacher, data or seed"):
         _train_on_bank(folder, teacher, tmp_path / "run", "--teacher-views-seed", "1")
+
+
+@pytest.fixture(scope="module")
+def degraded_bank(teacher, student, rows, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("degraded")
+    images, logits = view_bank(str(teacher), student, rows, VIEWS, folder, batch_size=5, degrade=1.0)
+    return folder, images, logits
+
+
+def test_a_degraded_bank_keeps_the_teachers_clean_logits_and_degrades_only_the_students_pixels(
+        bank, degraded_bank, teacher, student, rows, tmp_path):
+    _, clean_images, clean_logits = bank
+    folder, images, logits = degraded_bank
+    assert torch.equal(logits, clean_logits)  # the teacher scored the same, undegraded views
+    diff = [np.abs(a.astype(int) - b).mean() for k in range(VIEWS) for a, b in zip(images[k], clean_images[k])]
+    assert 0 < min(diff) and max(diff) < 40  # each face changed, and still the same face
+    again, _ = view_bank(str(teacher), student, rows, VIEWS, tmp_path, batch_size=5, degrade=1.0)
+    assert all(np.array_equal(a, b) for a, b in zip(again, images))  # seeded per view: the same on every run
+    with pytest.raises(ValueError, match="another teacher, data or seed"):
+        view_bank(str(teacher), student, rows, VIEWS, folder)
+
+
+def test_labels_only_training_on_a_bank_uses_its_pixels_not_its_logits(bank, teacher, tmp_path):
+    folder, _, _ = bank
+    _train_on_bank(folder, teacher, tmp_path / "run", "--kd", "none")
+    training = load_detector(tmp_path / "run" / "best").config.training
+    assert training["teacher"] is None and training["kd"] is None and training["teacher_weights"] is None
+    assert training["view_bank_teacher"] == str(teacher) and training["teacher_views"] == VIEWS
+
+
+def test_labels_only_refuses_a_teacher_without_a_bank(teacher, tmp_path):
+    from train.train import main as train_main
+
+    with pytest.raises(ValueError, match="labels only"):
+        train_main(["--model", "resnet8", "--data", str(VAL_FILE), "--train-split", "validation", "--train-subset",
+                    str(N), "--input-size", "32", "--teacher", str(teacher), "--kd", "none",
+                    "--output-dir", str(tmp_path / "run")])
+
+
+def test_an_extra_split_is_appended_as_many_times_as_asked(rows, tmp_path):
+    from train.data import with_extra
+
+    extra = tmp_path / "extra"
+    (extra / "data").mkdir(parents=True)
+    rows.select(range(3)).to_parquet(str(extra / "data" / "train-00000-of-00001.parquet"))
+    assert len(with_extra(rows, None)) == N
+    grown = with_extra(rows, extra, repeat=4)
+    assert len(grown) == N + 12 and grown[N + 3]["group"] == grown[N]["group"] == rows[0]["group"]

@@ -90,6 +90,15 @@ def subset(ds: Dataset, n: int | None, seed: int = 0) -> Dataset:
     return ds.shuffle(seed=seed).select(range(n))
 
 
+def with_extra(rows: Dataset, extra_train: str | Path | None, repeat: int = 1) -> Dataset:
+    """``rows`` followed by ``repeat`` copies of the train split of ``extra_train`` (``--extra-train``: rows from
+    outside DFDC), if any. 150 photo faces are 0.5 % of DFDC's train split; repeated, each copy is augmented
+    (and, in a view bank, scored) on its own, so they weigh more without being the same pixels."""
+    if not extra_train:
+        return rows
+    return datasets.concatenate_datasets([rows, *[load_split(extra_train, "train")] * repeat])
+
+
 def content_fingerprint(rows: Dataset) -> str:
     """A hash of the rows' encoded images and labels, in order.
 

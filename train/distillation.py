@@ -23,13 +23,13 @@ def kd_mse_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> t
 
 
 class DistillationLoss(nn.Module):
-    """Hard-label cross-entropy plus a soft term from the teacher's logits."""
+    """Hard-label cross-entropy plus a soft term from the teacher's logits (kind ``none``: the cross-entropy only)."""
 
     def __init__(self, kind: str = "kl", alpha: float = 0.5, temperature: float = 4.0,
                  class_weights: torch.Tensor | None = None) -> None:
         super().__init__()
-        if kind not in ("kl", "mse"):
-            raise ValueError(f"kd must be 'kl' or 'mse', got {kind!r}")
+        if kind not in ("kl", "mse", "none"):
+            raise ValueError(f"kd must be 'kl', 'mse' or 'none', got {kind!r}")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must lie in [0, 1], got {alpha}")
         self.kind, self.alpha, self.temperature = kind, alpha, temperature
@@ -41,6 +41,8 @@ class DistillationLoss(nn.Module):
         hard = F.cross_entropy(student_logits, labels, weight=self.class_weights)
         if teacher_logits is None:
             return {"loss": hard, "hard": hard}
+        if self.kind == "none":
+            raise ValueError("a labels-only loss (kd 'none') was given teacher logits")
         teacher_logits = teacher_logits.detach().float()  # the teacher is a fixed target
         soft = (kd_kl_loss(student_logits, teacher_logits, self.temperature) if self.kind == "kl"
                 else kd_mse_loss(student_logits, teacher_logits))

@@ -8,13 +8,13 @@
    calibrated on ``--calibration-crops`` train crops. Its validation ROC-AUC must stay within ``--max-auc-drop``
    of the fp32 file's on the whole validation split; otherwise no int8 file is written and ``onnx.json`` says
    why, so a quantization that costs accuracy never ships.
-3. ``onnx.json``: both files' SHA-256, the parity figures and this command; the card renders it.
+3. ``onnx.json``: the SHA-256 of both files and of the weights they came from (``deepfake_space.runtime`` runs no
+   export of other weights), the parity figures and this command; the card renders it.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import shlex
@@ -29,7 +29,7 @@ from sklearn.metrics import roc_auc_score
 from deepfake_space.cards import ONNX_FILE
 from deepfake_space.errors import ModelLoadError
 from deepfake_space.models import load_detector
-from deepfake_space.runtime import INPUT_NAME, ONNX_FILES, OUTPUT_NAME, OnnxModel
+from deepfake_space.runtime import INPUT_NAME, ONNX_FILES, OUTPUT_NAME, WEIGHTS_FILE, OnnxModel, sha256
 from deepfake_space.transforms import build_eval_transform
 from train.cli_options import start
 from train.data import TorchImageDataset, load_split, subset
@@ -40,14 +40,6 @@ logger = logging.getLogger("export_onnx")
 
 class ParityError(RuntimeError):
     """The exported fp32 graph does not compute what the PyTorch model computes."""
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def export_fp32(net: torch.nn.Module, input_shape: tuple[int, ...], path: Path) -> None:
@@ -103,7 +95,7 @@ def export(folder: Path, data: str, parity_crops: int = 256, calibration_crops: 
     config = model.config
     val_rows = subset(load_split(data, "validation"), val_limit, seed)
     record: dict = {"command": command or f"python -m train.export_onnx --model {folder} --data {data}",
-                    "torch": torch.__version__}
+                    "torch": torch.__version__, "weights_sha256": sha256(folder / WEIGHTS_FILE)}
     with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as tmp:
         staged = {p: Path(tmp) / name for p, name in ONNX_FILES.items()}
         export_fp32(model.net, model.config.input_shape()[1:], staged["fp32"])

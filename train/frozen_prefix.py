@@ -38,7 +38,7 @@ from deepfake_space.models import DeepfakeDetector, load_detector
 from deepfake_space.runtime import OnnxModel
 from deepfake_space.transforms import build_eval_transform, build_train_transform
 from train.cli_options import start
-from train.data import TorchImageDataset, content_fingerprint, load_split, subset
+from train.data import TorchImageDataset, content_fingerprint, load_split, subset, with_extra
 from train.degradations import RandomDegradation
 from train.export_onnx import export_fp32
 from train.metrics import pick_threshold
@@ -132,10 +132,7 @@ def training_rows(args: argparse.Namespace) -> datasets.Dataset:
     if args.fakes and args.fakes < len(fakes):
         fakes = np.sort(np.random.default_rng(args.seed).choice(fakes, args.fakes, replace=False))
     rows = rows.select(np.sort(np.concatenate([keep, fakes])).tolist())
-    rows = subset(rows, args.train_subset, args.seed)
-    if args.extra_train:
-        rows = datasets.concatenate_datasets([rows, load_split(args.extra_train, "train")])
-    return rows
+    return with_extra(subset(rows, args.train_subset, args.seed), args.extra_train)
 
 
 def bank_entries(labels: np.ndarray, n_rows: int, dataset_fakes: bool) -> np.ndarray:

@@ -9,6 +9,11 @@ at its own input size gives the teacher's logits, and the same view, resized to 
 stored as uint8 for the student. Epoch e then trains on view (e + row) mod K of every row, with soft targets
 that belong to exactly the pixels the student sees.
 
+With ``degrade`` the student's copy of each view also goes through a random chain of upload degradations
+(``train.degradations.RandomDegradation``, seeded per view) after the teacher scored the view as it was: the
+teacher judges the clean face, the student learns to give the same answer on a re-encoded, noisy or down-scaled
+copy of it, so it is trained to be at least as robust as its teacher.
+
 Each view is its own ``.npy`` (images) and ``.safetensors`` (logits and what they depend on), written when
 that view is done, so an interrupted bank resumes at the next view and a stale one is refused.
 """
@@ -32,7 +37,8 @@ from deepfake_space.config import DetectorConfig
 from deepfake_space.models import default_config, load_detector
 from deepfake_space.transforms import (build_input_transform, build_train_transform, denormalize, model_layout,
                                        resize_batch)
-from train.data import TorchImageDataset, load_split
+from train.data import TorchImageDataset, load_split, with_extra
+from train.degradations import RandomDegradation
 from train.predict import predict
 from train.teacher_logits import read_logits, teacher_identity
 
@@ -64,39 +70,55 @@ class SeededViews(TorchImageDataset):
             return super().__getitem__(i)
 
 
-def to_student_pixels(x: torch.Tensor, teacher: DetectorConfig, student: DetectorConfig) -> torch.Tensor:
-    """A batch prepared for the teacher -> (B, S, S, 3) uint8 at the student's input size."""
-    rgb = resize_batch(denormalize(x, teacher), student.input_size)
-    return (rgb * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+def _to_uint8(rgb: torch.Tensor) -> torch.Tensor:
+    return (rgb * 255).round().clamp(0, 255).to(torch.uint8)
+
+
+def to_student_pixels(x: torch.Tensor, teacher: DetectorConfig, student: DetectorConfig,
+                      degrade: RandomDegradation | None = None) -> torch.Tensor:
+    """A batch prepared for the teacher -> (B, S, S, 3) uint8 at the student's input size; ``degrade`` runs on
+    each image at the teacher's size, before the resize, as an upload is degraded before its face is cropped."""
+    rgb = denormalize(x, teacher)
+    if degrade is not None:
+        images = _to_uint8(rgb).permute(0, 2, 3, 1).numpy()
+        rgb = torch.from_numpy(np.stack([degrade(np.ascontiguousarray(img)) for img in images]))
+        rgb = rgb.permute(0, 3, 1, 2).float() / 255
+    return _to_uint8(resize_batch(rgb, student.input_size)).permute(0, 2, 3, 1)
 
 
 @torch.no_grad()
 def compute_view(teacher_spec: str, student: DetectorConfig, rows: Dataset, view: int, seed: int,
-                 batch_size: int = 16, num_workers: int = 1) -> tuple[np.ndarray, torch.Tensor]:
-    """One view of every row: the student's pixels (N, S, S, 3) uint8 and the teacher's logits (N, 2)."""
+                 batch_size: int = 16, num_workers: int = 1, degrade: float = 0.0) -> tuple[np.ndarray, torch.Tensor]:
+    """One view of every row: the student's pixels (N, S, S, 3) uint8 and the teacher's logits (N, 2). The
+    student's pixels are degraded at strength ``degrade`` (0: as the teacher saw them); the chain's generator is
+    seeded by (seed, view) and draws in row order, so a view is the same on every run."""
     teacher = load_detector(teacher_spec).to(memory_format=torch.channels_last)
     views = SeededViews(rows, build_train_transform(teacher.config), view, seed)
     loader = torch.utils.data.DataLoader(views, batch_size=batch_size, num_workers=num_workers)
+    chain = RandomDegradation(degrade, seed=seed + 1_000_003 * view) if degrade else None
     pixels = []
     _, logits = predict(lambda x: teacher(model_layout(x)).float(), loader, f"teacher view {view}",
-                        also=lambda x: pixels.append(to_student_pixels(x, teacher.config, student)))
+                        also=lambda x: pixels.append(to_student_pixels(x, teacher.config, student, chain)))
     return torch.cat(pixels).numpy(), logits
 
 
-def _identity(teacher_spec: str, student: DetectorConfig, rows: Dataset, view: int, seed: int) -> dict[str, str]:
+def _identity(teacher_spec: str, student: DetectorConfig, rows: Dataset, view: int, seed: int,
+              degrade: float) -> dict[str, str]:
     return teacher_identity(teacher_spec, rows) | {
-        "view": str(view), "seed": str(seed), "student_size": str(student.input_size)}
+        "view": str(view), "seed": str(seed), "student_size": str(student.input_size)} | (
+        {"degrade": str(degrade)} if degrade else {})
 
 
 def view_bank(teacher_spec: str, student: DetectorConfig, rows: Dataset, views: int, folder: Path,
-              seed: int = 0, batch_size: int = 16) -> tuple[list[np.ndarray], torch.Tensor]:
+              seed: int = 0, batch_size: int = 16, degrade: float = 0.0) -> tuple[list[np.ndarray], torch.Tensor]:
     """``views`` views of ``rows``: a list of read-only (N, S, S, 3) uint8 arrays and logits (views, N, 2),
-    read from ``folder`` where they match, computed (and saved, one view at a time) where missing."""
+    read from ``folder`` where they match, computed (and saved, one view at a time) where missing. ``degrade``:
+    the strength of the upload degradations on the student's pixels (``compute_view``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     images, logits = [], []
     for k in range(views):
-        identity = _identity(teacher_spec, student, rows, k, seed)
+        identity = _identity(teacher_spec, student, rows, k, seed, degrade)
         stem = folder / f"view{k}"
         logits_path = stem.with_suffix(".safetensors")
         view_logits = read_logits(logits_path, identity, "teacher, data or seed",
@@ -104,7 +126,7 @@ def view_bank(teacher_spec: str, student: DetectorConfig, rows: Dataset, views: 
         if view_logits is not None:
             logger.info("using teacher view %d from %s", k, folder)
         else:
-            pixels, view_logits = compute_view(teacher_spec, student, rows, k, seed, batch_size)
+            pixels, view_logits = compute_view(teacher_spec, student, rows, k, seed, batch_size, degrade=degrade)
             partial = stem.with_suffix(f".{os.getpid()}.partial.npy")
             np.save(partial, pixels)
             partial.rename(stem.with_suffix(".npy"))
@@ -150,10 +172,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--views", type=int, required=True)
     p.add_argument("--out", required=True, help="folder of the bank")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--extra-train", help="the parquet split train.train --extra-train appends (the bank covers both)")
+    p.add_argument("--extra-repeat", type=int, default=1)
+    p.add_argument("--degrade", type=float, default=0.0, help="strength of the degradations on the student's pixels")
     args = p.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOGLEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
-    view_bank(args.teacher, default_config(args.student), load_split(args.data, "train"), args.views,
-              Path(args.out), args.seed)
+    view_bank(args.teacher, default_config(args.student), with_extra(load_split(args.data, "train"), args.extra_train, args.extra_repeat), args.views,
+              Path(args.out), args.seed, degrade=args.degrade)
 
 
 if __name__ == "__main__":

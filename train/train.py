@@ -33,7 +33,7 @@ from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import ProjectConfiguration, set_seed
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
-import datasets
+
 from datasets import Dataset
 from transformers import get_cosine_schedule_with_warmup
 
@@ -41,7 +41,7 @@ from deepfake_space.config import DetectorConfig
 from deepfake_space.models import DeepfakeDetector, default_config, load_detector, load_init_weights
 from deepfake_space.transforms import (build_eval_transform, build_train_transform, convert_input, model_layout,
                                        resize_size)
-from train.data import TorchImageDataset, load_split, subset
+from train.data import TorchImageDataset, load_split, subset, with_extra
 from train.decoded import decoded_images
 from train.degradations import RandomDegradation
 from train.distillation import DistillationLoss
@@ -120,9 +120,14 @@ def training_source(args: argparse.Namespace, config: DetectorConfig, train_rows
     if given and not args.teacher:
         raise ValueError(f"{', '.join(given)} distil from a teacher: --teacher is required")
     if args.teacher_views:
+        if args.degrade_off:
+            raise ValueError("--degrade-off is for degradations drawn each epoch; a view bank's are fixed (--degrade)")
         images, logits = view_bank(args.teacher, config, train_rows, args.teacher_views, Path(args.teacher_views_dir),
-                                   seed=args.teacher_views_seed)
-        return ViewBankDataset(images, train_rows, config), SoftTargets(logits.reshape(-1, logits.shape[-1]))
+                                   seed=args.teacher_views_seed, degrade=args.degrade)
+        targets = SoftTargets() if args.kd == "none" else SoftTargets(logits.reshape(-1, logits.shape[-1]))
+        return ViewBankDataset(images, train_rows, config), targets
+    if args.kd == "none" and args.teacher:
+        raise ValueError("--kd none trains on labels only: a --teacher is only used with it to draw --teacher-views")
     train_images = None
     if args.decode_cache:
         train_images = decoded_images(train_rows, round(resize_size(config) * TRAIN_DECODE_MARGIN),
@@ -262,9 +267,8 @@ def training_function(args: argparse.Namespace) -> float:
     frozen = freeze_modules(model, args.freeze.split(",") if args.freeze else [])
 
     with accelerator.main_process_first():
-        train_rows = subset(load_split(args.data, args.train_split), args.train_subset, args.seed)
-        if args.extra_train:
-            train_rows = datasets.concatenate_datasets([train_rows, load_split(args.extra_train, "train")])
+        train_rows = with_extra(subset(load_split(args.data, args.train_split), args.train_subset, args.seed),
+                                args.extra_train, args.extra_repeat)
         val_rows = subset(load_split(args.data, args.val_split), args.val_subset, args.seed)
     val_images = None
     if args.decode_cache:
@@ -272,7 +276,7 @@ def training_function(args: argparse.Namespace) -> float:
             val_images = decoded_images(val_rows, resize_size(config), config.interpolation, Path(args.decode_cache))
     val_ds = TorchImageDataset(val_rows, build_eval_transform(config), val_images)
     # the teacher's weights by content, read before they are used, so the record names what this run distilled
-    teacher_weights = weights_stamp(args.teacher) if args.teacher else None
+    teacher_weights = weights_stamp(args.teacher) if distils(args) else None
     with accelerator.main_process_first():
         train_ds, soft_targets = training_source(args, config, train_rows, accelerator.device)
     # a view bank picks each epoch's views in set_epoch, which persistent workers would not see
@@ -359,6 +363,18 @@ def recipe_command(argv: list[str]) -> str:
     return shlex.join(["accelerate", "launch", "-m", "train.train", *_without(argv, ("--resume-from-checkpoint",))])
 
 
+def distils(args: argparse.Namespace) -> bool:
+    """Whether the run learns from a teacher's logits (``--kd none`` with ``--teacher-views`` uses only the pixels of
+    the teacher's view bank: the labels-only control of a distilled run, on the very same images)."""
+    return bool(args.teacher) and args.kd != "none"
+
+
+def extra_train_record(extra_train: str | None) -> dict | None:
+    """What ``train.transfer_set`` wrote into the extra split (how many blends and photo faces), for the card."""
+    record = Path(extra_train) / "record.json" if extra_train else None
+    return json.loads(record.read_text()) if record is not None and record.is_file() else None
+
+
 def save_release(model: DeepfakeDetector, folder: Path, y_val: np.ndarray, p_val: np.ndarray,
                  args: argparse.Namespace, epoch: int, auc: float, init_record: dict | None = None,
                  teacher_weights: str | None = None) -> None:
@@ -368,12 +384,15 @@ def save_release(model: DeepfakeDetector, folder: Path, y_val: np.ndarray, p_val
     model.config.training = {
         "command": args.recipe["command"] if args.recipe else recipe_command(sys.argv[1:]),
         "data": str(args.data), "epoch": epoch, "val_auc": round(auc, 5),
-        "teacher": args.teacher, "teacher_weights": teacher_weights,
-        "kd": args.kd if args.teacher else None,
+        "teacher": args.teacher if distils(args) else None, "teacher_weights": teacher_weights,
+        "view_bank_teacher": args.teacher if args.teacher_views and not distils(args) else None,
+        "kd": args.kd if distils(args) else None,
         "teacher_views": args.teacher_views or None,
         "teacher_views_seed": args.teacher_views_seed if args.teacher_views else None,
-        "alpha": args.alpha if args.teacher else None, "temperature": args.temperature if args.teacher else None,
-        "sbi": bool(args.sbi), "extra_train": args.extra_train, "degrade": args.degrade or None,
+        "alpha": args.alpha if distils(args) else None, "temperature": args.temperature if distils(args) else None,
+        "sbi": bool(args.sbi), "extra_train": args.extra_train,
+        "extra_repeat": args.extra_repeat if args.extra_train else None,
+        "extra_train_record": extra_train_record(args.extra_train), "degrade": args.degrade or None,
         "degrade_off": args.degrade_off or None,
     }
     if args.recipe:
@@ -417,15 +436,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the view bank's augmentations: another seed draws views the student has not seen")
     p.add_argument("--extra-train", help="a further parquet split of rows to train on, appended after "
                                          "--train-subset (e.g. train.transfer_set's self-blends and photo faces)")
+    p.add_argument("--extra-repeat", type=int, default=1, help="how many times the --extra-train rows are appended")
     p.add_argument("--degrade", type=float, default=0.0,
-                   help="strength of the random upload degradations (train.degradations; 0: none)")
+                   help="strength of the random upload degradations (train.degradations; 0: none); with "
+                        "--teacher-views, fixed in the bank on the student's pixels only")
     p.add_argument("--degrade-off", default="", metavar="NAME,...",
                    help="degradations left out of the chain (e.g. h264 where PyAV is not installed)")
     p.add_argument("--sbi", action="store_true",
                    help="add one self-blended fake per real training row with landmarks, drawn anew each epoch "
                         "(train.sbi)")
     p.add_argument("--landmark-cache", default="cache/landmarks", help="folder of the cached 68-point landmarks")
-    p.add_argument("--kd", choices=["kl", "mse"], default="kl")
+    p.add_argument("--kd", choices=["kl", "mse", "none"], default="kl",
+                   help="distillation loss; none: labels only, on the pixels of --teacher-views (a control run)")
     p.add_argument("--alpha", type=float, default=0.5, help="weight of the distillation term")
     p.add_argument("--temperature", type=float, default=4.0)
     p.add_argument("--patience", type=int, default=3, help="early stop after this many epochs without AUC gain")
