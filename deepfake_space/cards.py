@@ -163,6 +163,13 @@ def _role(training: dict[str, Any]) -> str:
     return "the teacher"
 
 
+def _self_blended(training: dict[str, Any]) -> bool:
+    """Whether any training rows were self-blended fakes: drawn each epoch (``sbi``), or fixed in an extra split
+    whose ``train.transfer_set`` record counts some (an extra split without a record is taken to have them)."""
+    extra = training.get("extra_train_record") or {}
+    return bool(training.get("sbi")) or (bool(training.get("extra_train")) and bool(extra.get("self_blends", True)))
+
+
 def render_model_card(
     folder: Path,
     *,
@@ -217,6 +224,7 @@ def render_model_card(
         "model_id": model_id,
         "load_spec": repo_id or f"models/{folder.name}",
         "role": _role(training),
+        "self_blended": _self_blended(training),
         "is_student": is_student,
         "base_model": base_model,
         "cfg": config,

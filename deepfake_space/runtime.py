@@ -4,8 +4,9 @@ On a CPU, PyTorch eager spends most of a small student's time on per-call overhe
 graph (exported and parity-checked by ``train.export_onnx``) many times faster, so ``auto`` picks it whenever
 the folder has ``model.onnx``, exported from the folder's own ``model.safetensors`` (``onnx.json`` records their
 SHA-256: an export left over from earlier weights is never run), and onnxruntime is installed. int8 is the
-statically quantized export and is only run when asked for. Grad-CAM needs gradients and always runs on the PyTorch model; on CUDA, fp16 PyTorch stays
-the path. Whatever is chosen is named in the report, so a fallback is never silent.
+statically quantized export and is only run when asked for. Grad-CAM needs gradients and always runs on the
+PyTorch model; on CUDA, fp16 PyTorch stays the path. Whatever is chosen is named in the report, so a fallback is
+never silent.
 """
 
 from __future__ import annotations
@@ -90,10 +91,12 @@ def stale_export(folder: Path) -> str | None:
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     recorded = record.get("weights_sha256")
     if recorded is None:
-        return f"{folder} has no {ONNX_RECORD} naming the weights its ONNX files were exported from"
-    if recorded != sha256(folder / WEIGHTS_FILE):
-        return f"{folder}'s ONNX files were exported from other weights than its {WEIGHTS_FILE}"
-    return None
+        reason = f"{folder} has no {ONNX_RECORD} naming the weights its ONNX files were exported from"
+    elif recorded != sha256(folder / WEIGHTS_FILE):
+        reason = f"{folder}'s ONNX files were exported from other weights than its {WEIGHTS_FILE}"
+    else:
+        return None
+    return f"{reason}: export it again with python -m train.export_onnx"
 
 
 def choose_runtime(folder: Path, runtime: str = "auto", precision: str = "fp32",
@@ -110,7 +113,7 @@ def choose_runtime(folder: Path, runtime: str = "auto", precision: str = "fp32",
     cannot = (f"ONNX Runtime runs on the CPU here, not on {device.type}" if device.type != "cpu" else
               "onnxruntime is not installed (pip install -r requirements.txt)" if not onnx_available() else
               f"{folder} has no {path.name}: export it with python -m train.export_onnx" if not path.is_file() else
-              _export_again(stale_export(folder)))
+              stale_export(folder))
     if runtime == "auto" and cannot and path.is_file():
         logger.warning("%s runs on PyTorch: %s", folder.name, cannot)
     if runtime == "torch" or (runtime == "auto" and cannot):
@@ -122,7 +125,3 @@ def choose_runtime(folder: Path, runtime: str = "auto", precision: str = "fp32",
         raise ModelLoadError(f"runtime 'onnx': {cannot}")
     logger.info("%s runs on ONNX Runtime (%s)", folder.name, precision)
     return RuntimeChoice(f"onnx {precision}", OnnxModel(path), path)
-
-
-def _export_again(reason: str | None) -> str | None:
-    return f"{reason}: export it again with python -m train.export_onnx" if reason else None

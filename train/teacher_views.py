@@ -177,8 +177,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--degrade", type=float, default=0.0, help="strength of the degradations on the student's pixels")
     args = p.parse_args(argv)
     logging.basicConfig(level=os.environ.get("LOGLEVEL", "INFO"), format="%(asctime)s %(name)s %(message)s")
-    view_bank(args.teacher, default_config(args.student), with_extra(load_split(args.data, "train"), args.extra_train, args.extra_repeat), args.views,
-              Path(args.out), args.seed, degrade=args.degrade)
+    rows = with_extra(load_split(args.data, "train"), args.extra_train, args.extra_repeat)
+    view_bank(args.teacher, default_config(args.student), rows, args.views, Path(args.out), args.seed,
+              degrade=args.degrade)
 
 
 if __name__ == "__main__":

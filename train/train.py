@@ -33,7 +33,6 @@ from accelerate import Accelerator, DataLoaderConfiguration
 from accelerate.utils import ProjectConfiguration, set_seed
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
-
 from datasets import Dataset
 from transformers import get_cosine_schedule_with_warmup
 
