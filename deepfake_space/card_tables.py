@@ -1,7 +1,7 @@
 """Markdown tables of a model's off-DFDC and robustness measurements, for its card and the commands' summaries.
 
-They read the JSON that ``train.cross_domain`` and ``train.robustness`` write next to the weights, so a card
-only ever shows what those commands measured.
+They read the JSON that ``train.cross_domain``, ``train.robustness`` and ``train.photo_robustness`` write next to
+the weights, so a card only ever shows what those commands measured.
 """
 
 from __future__ import annotations
@@ -55,6 +55,14 @@ def cross_domain_markdown(report: dict) -> str:
                   "|---|---|---|---|---|"]
         lines += [_photo_row(name, m) for name, m in photos["unseen"]["models"].items()]
     return "\n".join(lines) + "\n"
+
+
+def photo_robustness_markdown(result: dict) -> str:
+    """The result of ``train.photo_robustness`` as a Markdown table: real faces called fake per degradation."""
+    lines = ["| degradation | called fake (95 % Wilson CI) | uncertain | called real | median P(fake) |",
+             "|---|---|---|---|---|"]
+    lines += [_photo_row(name, {**d, "n_scored": result["n_scored"]}) for name, d in result["degradations"].items()]
+    return "\n".join(lines)
 
 
 def _photo_row(name: str, m: dict) -> str:

@@ -11,11 +11,11 @@ import csv
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from deepfake_space.card_tables import cross_domain_markdown, robustness_markdown
+from deepfake_space.card_tables import cross_domain_markdown, photo_robustness_markdown, robustness_markdown
 from deepfake_space.config import DetectorConfig
 from deepfake_space.runtime import ONNX_RECORD as ONNX_FILE
 
@@ -28,6 +28,7 @@ LICENSE_NAME = "dfdc-research-only"
 METRICS_FILE = "metrics.json"
 CROSS_DOMAIN_FILE = "cross_domain.json"
 ROBUSTNESS_FILE = "robustness.json"
+PHOTO_ROBUSTNESS_FILE = "photo_robustness.json"
 TRAINING_LOG_FILE = "summary.csv"
 EVAL_REQUIRED_KEYS = ("split", "n", "threshold", "metrics", "command")
 
@@ -148,9 +149,10 @@ def _cross_domain(folder: Path) -> tuple[str | None, str | None]:
     return (cross_domain_markdown(report), report.get("command")) if report is not None else (None, None)
 
 
-def _robustness(folder: Path) -> dict[str, Any] | None:
-    result = _read_json(folder, ROBUSTNESS_FILE)
-    return {**result, "table": robustness_markdown(result)} if result is not None else None
+def _with_table(folder: Path, name: str, markdown: Callable[[dict], str]) -> dict[str, Any] | None:
+    """A measurement's JSON next to the weights, with its Markdown table under ``table``; None if not measured."""
+    result = _read_json(folder, name)
+    return {**result, "table": markdown(result)} if result is not None else None
 
 
 def _role(training: dict[str, Any]) -> str:
@@ -241,7 +243,8 @@ def render_model_card(
         "video_metrics": _metric_rows(evaluation.get("video_metrics", {})) if evaluation else [],
         "cross_domain": cross_domain,
         "cross_domain_command": cross_domain_command,
-        "robustness": _robustness(folder),
+        "robustness": _with_table(folder, ROBUSTNESS_FILE, robustness_markdown),
+        "photo_robustness": _with_table(folder, PHOTO_ROBUSTNESS_FILE, photo_robustness_markdown),
         "onnx": _read_json(folder, ONNX_FILE),
         "space_url": None,
         "notes": None,

@@ -12,8 +12,10 @@ import cv2
 import torch
 
 
-def add_measure_options(p: argparse.ArgumentParser, threads_help: str) -> None:
-    p.add_argument("--n-boot", dest="n_boot", type=int, default=1000, help="bootstrap resamples for the CIs")
+def add_measure_options(p: argparse.ArgumentParser, threads_help: str, bootstrap: bool = True) -> None:
+    """``bootstrap=False`` for a command whose intervals need no resampling (Wilson's)."""
+    if bootstrap:
+        p.add_argument("--n-boot", dest="n_boot", type=int, default=1000, help="bootstrap resamples for the CIs")
     p.add_argument("--threads", type=int, help=threads_help)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", dest="progress", action="store_false")

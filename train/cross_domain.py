@@ -176,15 +176,19 @@ def wild_model_report(rows: list[Scored], name: str, config: DetectorConfig, n_b
 def photo_model_report(rows: list[Scored], name: str, config: DetectorConfig) -> dict:
     """One model on real photos: shares of the scored photos called fake (Wilson 95 % CI), uncertain, real."""
     p = [prob for _, prob in _scored(rows, name)]
+    return {"n_scored": len(p), **verdict_shares(p, config), "p_fake": p}
+
+
+def verdict_shares(p: list[float], config: DetectorConfig) -> dict:
+    """Shares of real faces' P(fake) ``p`` that ``config`` calls fake (Wilson 95 % CI), uncertain and real, and
+    their median: a false accusation rate, whatever the real faces are (``train.photo_robustness`` too)."""
     counts = {v: sum(config.verdict(prob) == v for prob in p) for v in VERDICTS}
     low, high = wilson_interval(counts["fake"], len(p))
     return {
-        "n_scored": len(p),
         "fake_share": {"value": _share(counts["fake"], len(p)), "ci_low": low, "ci_high": high,
                        "count": counts["fake"]},
         "uncertain_share": _share(counts["uncertain"], len(p)), "real_share": _share(counts["real"], len(p)),
         "median_p_fake": float(np.median(p)) if p else None,
-        "p_fake": p,
     }
 
 

@@ -87,7 +87,8 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     share = successes / n
     centre = (share + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+    # The interval always holds the share; at 0 or n successes rounding alone would put a bound a hair past it.
+    return float(max(0.0, min(share, centre - half))), float(min(1.0, max(share, centre + half)))
 
 
 def false_fake_rate(p: np.ndarray, threshold: float, band: float = 0.0) -> float:

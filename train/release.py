@@ -14,8 +14,9 @@ its result:
    photos (``train.cross_domain``), per file, under ``RUN/release/``;
 2. the operating point (``train.operating_point``): the validation macro-F1 threshold, raised where needed so
    that at most ``--max-false-fake`` of the real photos no student distilled on are called fake;
-3. at that threshold: ``metrics.json`` (validation), ``cross_domain.json`` and ``robustness.json`` (the fixed
-   degradation suite on ``--robustness-limit`` validation crops);
+3. at that threshold: ``metrics.json`` (validation), ``cross_domain.json``, ``robustness.json`` (the fixed
+   degradation suite on ``--robustness-limit`` validation crops) and ``photo_robustness.json`` (the same suite on
+   the unseen real photos' faces: false accusations after upload);
 4. ``model.onnx`` and ``model.int8.onnx`` with ``onnx.json`` (``train.export_onnx``: written only when they match
    the PyTorch model); then the card (README.md).
 """
@@ -33,13 +34,15 @@ from pathlib import Path
 import torch
 
 from deepfake_space.card_tables import cross_domain_markdown
-from deepfake_space.cards import CROSS_DOMAIN_FILE, ROBUSTNESS_FILE, TRAINING_LOG_FILE, write_model_card
+from deepfake_space.cards import (CROSS_DOMAIN_FILE, PHOTO_ROBUSTNESS_FILE, ROBUSTNESS_FILE, TRAINING_LOG_FILE,
+                                  write_model_card)
 from deepfake_space.model_choice import MODELS_DIR
 from train.cross_domain import PHOTO_SCORES, PHOTOS_DIR, WILD_DIR, cross_domain_report, load_configs, measure
 from train.data import photo_halves
 from train.evaluate import evaluate, update_config
 from train.export_onnx import export as export_onnx
 from train.operating_point import choose
+from train.photo_robustness import photo_robustness
 from train.recipe import load_recipe
 from train.robustness import robustness_table
 
@@ -103,6 +106,10 @@ def measure_release(folder: Path, data: str, scores: Path, base_model: str | Non
         "train.robustness", "--model", rel, "--data", data, "--split", "validation", *limit, "--threads",
         str(threads), "--out", f"{rel}/{ROBUSTNESS_FILE}"))
     (folder / ROBUSTNESS_FILE).write_text(json.dumps(robustness, indent=2) + "\n")
+    on_photos = photo_robustness(model, photos, command=_command(
+        "train.photo_robustness", "--model", rel, "--photos", str(photos), "--threads", str(threads), "--out",
+        f"{rel}/{PHOTO_ROBUSTNESS_FILE}"))
+    (folder / PHOTO_ROBUSTNESS_FILE).write_text(json.dumps(on_photos, indent=2) + "\n")
     logger.info("%s off DFDC:\n%s", name, cross_domain_markdown(report))
     export_onnx(folder, data, command=_command("train.export_onnx", "--model", rel, "--data", data))
     write_model_card(folder, base_model=base_model)

@@ -92,15 +92,21 @@ def _interval(value: float, low: float, high: float) -> dict[str, float]:
     return {"value": float(value), "ci_low": float(low), "ci_high": float(high)}
 
 
+def suite_names(suite: Sequence[str] | None = None) -> list[str]:
+    """The degradations to score, ``clean`` first (default: all of ``ROBUSTNESS_SUITE``); unknown names are refused."""
+    names = list(dict.fromkeys([REFERENCE, *(suite or ROBUSTNESS_SUITE)]))
+    unknown = [n for n in names if n not in ROBUSTNESS_SUITE]
+    if unknown:
+        raise ValueError(f"unknown degradations {unknown}; the suite has {', '.join(ROBUSTNESS_SUITE)}")
+    return names
+
+
 def robustness_table(model: str | Path, data: str | Path, split: str = VALIDATION_SPLIT,
                      suite: Sequence[str] | None = None, limit: int | None = None, batch_size: int = 64,
                      n_boot: int = 1000, seed: int = 0, progress: bool = True, command: str | None = None) -> dict:
     """Score ``model`` on ``split`` of ``data`` under each degradation of ``suite`` (default: all of
     ``ROBUSTNESS_SUITE``; ``clean`` is always added first) and return the robustness.json dict."""
-    names = list(dict.fromkeys([REFERENCE, *(suite or ROBUSTNESS_SUITE)]))
-    unknown = [n for n in names if n not in ROBUSTNESS_SUITE]
-    if unknown:
-        raise ValueError(f"unknown degradations {unknown}; the suite has {', '.join(ROBUSTNESS_SUITE)}")
+    names = suite_names(suite)
     detector = load_detector(resolve_model_dir(model)).fold_batchnorm()  # as the app serves it
     config = detector.config
     transform = build_eval_transform(config)

@@ -63,25 +63,30 @@ def blend_rows(data: str, split: str, landmark_cache: Path, seed: int) -> tuple[
     return out, {"real_rows": real, "blended": len(sources), "skipped_no_landmarks": real - len(sources)}
 
 
-def photo_rows(photos: list[Path], margin: float) -> tuple[dict[str, list], dict[str, int]]:
-    """The best face of each photo, cropped square with ``margin`` as the app crops it, at the DFDC size."""
-    out: dict[str, list] = {"image": [], "label": [], "group": [], "source": []}
-    no_face = 0
+def photo_crops(photos: list[Path], margin: float) -> tuple[list[tuple[Path, np.ndarray]], int]:
+    """The best face of each photo, cropped square with ``margin`` as the app crops it, at the DFDC crop size; and
+    how many photos had no face."""
+    crops: list[tuple[Path, np.ndarray]] = []
     with FaceDetector() as detector:
         for path in tqdm(photos, desc="photo faces"):
             image = load_image(path)
             found = detector.detect(image)
-            if not found:
-                no_face += 1
-                continue
-            crop = crop_face(image, found[0].box, margin)
-            crop = np.asarray(Image.fromarray(crop).resize((CROP_SIZE, CROP_SIZE), Image.Resampling.BICUBIC))
-            out["image"].append(_png(crop))
-            out["label"].append(0)
-            out["group"].append(f"photo:{path.stem}")
-            out["source"].append(f"photo:{path.name}")
-    logger.info("photos: %d cropped, %d without a face", len(out["image"]), no_face)
-    return out, {"photos": len(photos), "cropped": len(out["image"]), "no_face": no_face}
+            if found:
+                crop = crop_face(image, found[0].box, margin)
+                crops.append((path, np.asarray(Image.fromarray(crop).resize((CROP_SIZE, CROP_SIZE),
+                                                                            Image.Resampling.BICUBIC))))
+    no_face = len(photos) - len(crops)
+    logger.info("photos: %d cropped, %d without a face", len(crops), no_face)
+    return crops, no_face
+
+
+def photo_rows(photos: list[Path], margin: float) -> tuple[dict[str, list], dict[str, int]]:
+    """``photo_crops`` as rows of the parquet split, labelled real."""
+    crops, no_face = photo_crops(photos, margin)
+    out: dict[str, list] = {"image": [_png(crop) for _, crop in crops], "label": [0] * len(crops),
+                            "group": [f"photo:{path.stem}" for path, _ in crops],
+                            "source": [f"photo:{path.name}" for path, _ in crops]}
+    return out, {"photos": len(photos), "cropped": len(crops), "no_face": no_face}
 
 
 def build(data: str, photos: Path, out: Path, landmark_cache: Path, seed: int = 0, margin: float = 0.1,
