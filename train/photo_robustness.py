@@ -60,11 +60,12 @@ def photo_robustness(model: str | Path, photos: Path = PHOTOS_DIR, all_photos: b
     if not crops:
         raise ValueError(f"no face was found in any of the {len(files)} photos of {photos}")
     images = [crop for _, crop in crops]
+    transform = build_eval_transform(config)
 
     degradations = {}
     for name in tqdm(names, desc="degradations", disable=not progress):
         faces = DegradedCrops(images, [0] * len(images), np.arange(len(images)), name, ROBUSTNESS_SUITE[name],
-                              build_eval_transform(config), seed)
+                              transform, seed)
         _, p = predict_scores(detector, torch.utils.data.DataLoader(faces, batch_size=batch_size), progress=False)
         degradations[name] = {"description": SUITE_DESCRIPTIONS[name], **verdict_shares(p.tolist(), config)}
 
