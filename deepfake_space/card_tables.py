@@ -24,7 +24,7 @@ def cross_domain_markdown(report: dict) -> str:
         f"Out-of-domain videos: {wild['n_files']} ({wild['labels']['real']} real, {wild['labels']['fake']} fake); "
         f"no face found in {status['no_face']}, failed on {status['error']}. Those get no score: they are left "
         f"out of the AUC and the verdict counts, never counted as real. {report['note']}", "",
-        "| model | threshold ± band | video ROC-AUC (95 % CI) | scored (real / fake) | fakes called fake / real / "
+        "| model | real below / fake above | video ROC-AUC (95 % CI) | scored (real / fake) | fakes called fake / real / "
         "uncertain | reals called fake / real / uncertain | accuracy of verdicts given | verdicts given |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -33,7 +33,7 @@ def cross_domain_markdown(report: dict) -> str:
         auc = m["roc_auc"]
         auc_text = "-" if auc is None else f"{auc['value']:.3f} ({auc['ci_low']:.3f}–{auc['ci_high']:.3f})"
         v = m["verdicts"]
-        lines.append(f"| {name} | {rule['threshold']:.3f} ± {rule['uncertain_band']:.2f} | {auc_text} | "
+        lines.append(f"| {name} | {rule_cuts(rule)} | {auc_text} | "
                      f"{m['n_scored']} ({m['n_real']} / {m['n_fake']}) | "
                      f"{v['fake']['fake']} / {v['fake']['real']} / {v['fake']['uncertain']} | "
                      f"{v['real']['fake']} / {v['real']['real']} / {v['real']['uncertain']} | "
@@ -55,6 +55,13 @@ def cross_domain_markdown(report: dict) -> str:
                   "|---|---|---|---|---|"]
         lines += [_photo_row(name, m) for name, m in photos["unseen"]["models"].items()]
     return "\n".join(lines) + "\n"
+
+
+def rule_cuts(rule: dict) -> str:
+    """A decision rule's two cuts (P(fake) below: real, above: fake) from its threshold, uncertain band and
+    ``fake_above``; records from before ``fake_above`` existed have the symmetric band."""
+    fake = rule.get("fake_above") or rule["threshold"] + rule["uncertain_band"]
+    return f"{rule['threshold'] - rule['uncertain_band']:.3f} / {fake:.3f}"
 
 
 def photo_robustness_markdown(result: dict) -> str:

@@ -89,6 +89,20 @@ def _metric_rows(metrics: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
             for key, (label, better, _) in METRICS.items() if key in metrics]
 
 
+def _fake_cut_source(training: dict[str, Any], config: DetectorConfig) -> str | None:
+    """Why the fake cut sits above threshold + band: the false-accusation cap on degraded real photos."""
+    degraded = (training.get("threshold_picked_on") or {}).get("degraded_photos")
+    if config.fake_above is None or not degraded:
+        return None
+    needed = degraded["fake_cut_needed"]
+    worst = max(needed, key=needed.get)
+    picked = training["threshold_picked_on"]
+    return (f"raised from {config.threshold + config.uncertain_band:.3f} until at most "
+            f"{100 * picked['max_false_fake']:.0f} % of the same photos' faces are called fake after each upload "
+            f"degradation of the robustness suite (the highest cut, for `{worst}`); it costs "
+            f"{100 * degraded['dfdc_cost_of_fake_cut']['fake_recall']:.1f} points of DFDC validation fake recall")
+
+
 def _threshold_source(training: dict[str, Any]) -> str | None:
     """Where the shipped threshold came from: train.evaluate --pick-threshold, train.train, or nowhere."""
     picked = training.get("threshold_picked_on")
@@ -234,6 +248,7 @@ def render_model_card(
         "trained": "command" in training,
         "earlier_cycles": _earlier_cycles(training),
         "threshold_source": _threshold_source(training),
+        "fake_cut_source": _fake_cut_source(training, config),
         "threshold_mismatch": threshold_mismatch,
         "training_log": _read_training_log(folder),
         "params": _num_params(config, evaluation),

@@ -31,6 +31,9 @@ class DetectorConfig:
     labels: tuple[str, str] = LABELS
     threshold: float = 0.5
     uncertain_band: float = 0.1
+    # P(fake) above which a face is called fake, when higher than threshold + uncertain_band: real faces degraded as
+    # uploads are (downscaled, re-encoded) drift up, and the stretch up to this cut is "uncertain", not "fake".
+    fake_above: float | None = None
     face_margin: float = 0.1
     # P(fake) is the mean of the face's and its mirror image's logits, so a mirrored upload (a front camera's
     # selfie) gets the same verdict; the threshold was chosen on these averaged scores.
@@ -48,12 +51,25 @@ class DetectorConfig:
             raise ValueError(f"threshold must lie in (0, 1), got {self.threshold}")
         if self.uncertain_band < 0:
             raise ValueError(f"uncertain_band must be >= 0, got {self.uncertain_band}")
+        if self.fake_above is not None and not self.threshold + self.uncertain_band <= self.fake_above < 1.0:
+            raise ValueError(f"fake_above must lie in [threshold + uncertain_band, 1), got {self.fake_above}")
+
+    @property
+    def real_cut(self) -> float:
+        """P(fake) below which a face is called real."""
+        return self.threshold - self.uncertain_band
+
+    @property
+    def fake_cut(self) -> float:
+        """P(fake) above which a face is called fake."""
+        return self.threshold + self.uncertain_band if self.fake_above is None else self.fake_above
 
     def verdict(self, p_fake: float) -> str:
-        """fake / real / uncertain: P(fake) within the band around the threshold is not a verdict."""
-        if abs(p_fake - self.threshold) <= self.uncertain_band:
-            return "uncertain"
-        return self.labels[1] if p_fake > self.threshold else self.labels[0]
+        """fake / real / uncertain: P(fake) between the two cuts (the band around the threshold, stretched up to
+        ``fake_above`` when set) is not a verdict."""
+        if p_fake > self.fake_cut:
+            return self.labels[1]
+        return self.labels[0] if p_fake < self.real_cut else "uncertain"
 
     def uses_tta(self, override: bool | None = None) -> bool:
         """Whether P(fake) averages each face with its mirror: ``override`` when given (``--tta``/``--no-tta``),

@@ -199,7 +199,7 @@ class Detector:
         cfg = m.model.config
         return ModelReport(name=m.name, spec=m.spec, arch=cfg.arch, params=m.params, file_size_mb=m.file_size_mb,
                            runtime=m.engine.name, input_size=cfg.input_size, threshold=cfg.threshold,
-                           uncertain_band=cfg.uncertain_band, tta=cfg.uses_tta(self.tta))
+                           uncertain_band=cfg.uncertain_band, fake_above=cfg.fake_above, tta=cfg.uses_tta(self.tta))
 
     def _run_model(self, loaded: LoadedModel, out: ModelReport, analysis: Analysis,
                    flat: list[tuple[int, Face]], cams: int) -> None:

@@ -90,7 +90,8 @@ def latency_rows(report: Report, m: ModelReport | None) -> list[list[Any]]:
 
 def model_info(m: ModelReport) -> str:
     return (f"`{m.arch}` · **{m.params / 1e6:.2f} M** params · **{m.file_size_mb:.2f} MB** · input {m.input_size} px"
-            f" · threshold {m.threshold:.2f} (± {m.uncertain_band:.2f} uncertain) · forwards on {m.runtime}"
+            f" · real below {m.threshold - m.uncertain_band:.2f}, fake above {m.fake_cut:.2f} (uncertain between)"
+            f" · forwards on {m.runtime}"
             + (" · each face averaged with its mirror" if m.tta else ""))
 
 

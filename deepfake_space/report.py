@@ -46,6 +46,7 @@ class ModelReport:
     input_size: int
     threshold: float
     uncertain_band: float
+    fake_above: float | None = None  # DetectorConfig.fake_above: the fake cut, when above threshold + band
     runtime: str = "torch"  # what ran the forwards: "torch", "onnx fp32" or "onnx int8"
     tta: bool = False  # P(fake) averaged over the face and its mirror image
     verdict: str = VERDICT_NO_FACE
@@ -56,6 +57,10 @@ class ModelReport:
     suspect_track: int | None = None
     faces_batched: int = 0
     latency_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fake_cut(self) -> float:
+        return self.threshold + self.uncertain_band if self.fake_above is None else self.fake_above
 
     @property
     def total_ms(self) -> float:

@@ -9,6 +9,8 @@ from typing import Callable
 
 def median_seconds(fn: Callable[[], object], runs: int, warmup: int = 0) -> float:
     """Call ``fn`` ``warmup`` times untimed, then ``runs`` times; the median of the timed calls."""
+    if runs < 1:
+        raise ValueError(f"timing needs at least one run, got {runs}")
     for _ in range(warmup):
         fn()
     times = []

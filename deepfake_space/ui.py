@@ -54,8 +54,8 @@ SERIES_COLOURS = {"blue": "#2563eb", "orange": "#ea580c", "green": "#16a34a", "p
                   "cyan": "#0891b2", "grey": "#6b7280"}
 DESCRIPTION = """
 Upload a face photo or a short video (mp4, webm, mov, avi, mkv), or pick an example, then press **Analyze**.
-Both detectors see the same detected faces. The verdict is *fake*, *real* or *uncertain* (P(fake) close to the
-model's threshold); Grad-CAM shows where each model looked. A video is judged by its most suspicious person.
+Both detectors see the same detected faces. The verdict is *fake*, *real* or *uncertain* (P(fake) between the
+model's two cuts); Grad-CAM shows where each model looked. A video is judged by its most suspicious person.
 
 Trained on DFDC face swaps only (research use only), also on re-encoded, noisy and down-scaled copies, the student
 also on real photos: near chance on swaps from other tools, blind to fully generated faces, lip-sync and expression

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from deepfake_space.models import DeepfakeDetector, load_detector
+from deepfake_space.timing import median_seconds
 from train import evaluate as ev
 
 torch.set_num_threads(1)
@@ -174,3 +175,12 @@ def test_tta_averages_the_logits_of_the_image_and_its_mirror(model_dir):
         expected = ((model(x) + model(x.flip(-1))) / 2).softmax(-1)[:, 1]
     assert torch.allclose(model.predict_proba(x, tta=True), expected, atol=1e-6)
     assert not torch.allclose(model.predict_proba(x, tta=True), model.predict_proba(x), atol=1e-6)
+
+
+def test_no_latency_runs_is_a_clear_error(capsys):
+    """Zero timed forwards would leave no latency to report: refused up front, not a traceback after scoring."""
+    with pytest.raises(SystemExit):
+        ev.parse_args(["--model", "m", "--data", "d", "--latency-runs", "0"])
+    assert "--latency-runs must be at least 1" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="at least one run"):
+        median_seconds(lambda: None, runs=0)

@@ -15,16 +15,17 @@ from PIL import Image
 
 from deepfake_space.card_tables import photo_robustness_markdown
 from deepfake_space.cards import PHOTO_ROBUSTNESS_FILE, render_model_card
+from deepfake_space.config import DetectorConfig
 from deepfake_space.models import DeepfakeDetector
 from media_factory import astronaut_image
-from train.photo_robustness import UNSEEN, photo_robustness
+from train.photo_robustness import UNSEEN, at_decision_rule, photo_robustness
 
 torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 SUITE = ["clean", "scale1/4", "noise8"]
-KEYS = {"model", "photos", "which", "n_photos", "n_scored", "no_face", "threshold", "uncertain_band", "seed", "suite",
-        "degradations", "command"}
+KEYS = {"model", "photos", "which", "n_photos", "n_scored", "no_face", "threshold", "uncertain_band", "fake_above",
+        "seed", "suite", "degradations", "command"}
 
 
 def _model(folder: Path, threshold: float = 0.5, band: float = 0.1) -> Path:
@@ -85,6 +86,20 @@ def test_verdicts_follow_the_models_threshold(tmp_path, photos):
     assert low["degradations"]["clean"]["fake_share"]["count"] == 3
     assert high["degradations"]["clean"]["fake_share"]["count"] == 0
     assert high["degradations"]["clean"]["real_share"] == 1.0
+
+
+def test_shares_are_recomputed_at_a_new_decision_rule(result):
+    """``at_decision_rule`` re-reads the stored P(fake) of every face: a fake cut above all of them calls none fake
+    and leaves those between the cuts uncertain, without scoring again."""
+    scores = result["degradations"]["clean"]["p_fake"]
+    assert len(scores) == result["n_scored"]
+    low = DetectorConfig("resnet8", threshold=min(scores) / 2, uncertain_band=0.0)
+    everything_fake = at_decision_rule(result, low)
+    assert everything_fake["degradations"]["clean"]["fake_share"]["count"] == len(scores)
+    stretched = at_decision_rule(result, low.replace(fake_above=(1 + max(scores)) / 2))
+    clean = stretched["degradations"]["clean"]
+    assert clean["fake_share"]["count"] == 0 and clean["uncertain_share"] == 1.0
+    assert stretched["fake_above"] == (1 + max(scores)) / 2 and clean["p_fake"] == scores
 
 
 def test_a_folder_without_photos_is_refused(model_dir, tmp_path):

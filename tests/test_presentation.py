@@ -47,7 +47,7 @@ def test_latency_model_info_and_timeline():
     assert rows[0] == ["decode", 12.0] and rows[-1] == ["total", 44.0]
     assert latency_rows(report, None) == [["decode", 12.0], ["face detection", 30.0]]
     info = model_info(report.models[1])
-    assert "**0.12 M** params" in info and "forwards on onnx fp32" in info and "± 0.10 uncertain" in info
+    assert "**0.12 M** params" in info and "forwards on onnx fp32" in info and "real below 0.40, fake above 0.60" in info
     timeline = report_timeline(report)
     assert list(timeline.columns) == ["time_s", "p_fake", "model"] and len(timeline) == 4  # None frames left out
     assert report_timeline(Report(file="a.png", kind="image")).empty

@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 VAL_FILE = ROOT.parent / "shared" / "data" / "dfdc_faces" / "data" / "validation-00000-of-00001.parquet"
 SUITE = ["clean", "jpeg30", "mirror"]
 N = 48
-KEYS = {"model", "data", "split", "n", "n_groups", "threshold", "uncertain_band", "n_confident_clean", "seed",
-        "n_boot", "suite", "degradations", "command"}
+KEYS = {"model", "data", "split", "n", "n_groups", "threshold", "uncertain_band", "fake_above", "n_confident_clean",
+        "seed", "n_boot", "suite", "degradations", "command"}
 ENTRY_KEYS = {"description", "roc_auc", "auc_change", "n_reversed", "reversal_share"}
 
 pytestmark = pytest.mark.skipif(not VAL_FILE.is_file(), reason=f"{VAL_FILE} is not available")

@@ -1,15 +1,20 @@
-"""The options every measuring command shares (bootstrap, threads, seed, progress) and their start-up."""
+"""The options every measuring command shares (bootstrap, threads, seed, progress), their start-up, and how a
+result reaches its JSON."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Callable
 
 import cv2
 import torch
+
+from deepfake_space.errors import ModelLoadError
 
 
 def add_measure_options(p: argparse.ArgumentParser, threads_help: str, bootstrap: bool = True) -> None:
@@ -32,3 +37,15 @@ def start(argv: list[str] | None, parse: Callable[[list[str]], argparse.Namespac
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)
     return argv, args
+
+
+def measure_to_json(measure: Callable[[], dict], out: str | Path) -> dict:
+    """Run ``measure`` and write its result to ``out``; a bad input (a missing model, no data, a wrong option
+    value) ends the command with its message, never a traceback."""
+    try:
+        result = measure()
+    except (ValueError, ModelLoadError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=2) + "\n")
+    return result

@@ -200,7 +200,8 @@ def cross_domain_report(wild: list[Scored], photos: list[Scored], configs: dict[
     wild_labels = {label: sum(r.label == label for r in wild) for label in LABELS}
     photo_status = _status_counts(photos)
     return {
-        "models": {n: {"threshold": c.threshold, "uncertain_band": c.uncertain_band} for n, c in configs.items()},
+        "models": {n: {"threshold": c.threshold, "uncertain_band": c.uncertain_band, "fake_above": c.fake_cut}
+                   for n, c in configs.items()},
         "wild": {
             "n_files": len(wild), "labels": wild_labels, "status": _status_counts(wild),
             "unscored_by_label": {label: {s: sum(r.label == label and r.status == s for r in wild)

@@ -199,9 +199,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pick-threshold", dest="pick_threshold", action="store_true",
                    help="pick the threshold on this split (validation only) and write it to the model's config.json")
     p.add_argument("--num-workers", dest="num_workers", type=int, default=0)
-    p.add_argument("--latency-runs", dest="latency_runs", type=int, default=10)
+    p.add_argument("--latency-runs", dest="latency_runs", type=int, default=10,
+                   help="timed batch-1 forwards behind the latency figure (at least 1)")
     add_measure_options(p, "torch CPU threads (default: torch's choice); latency depends on it")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.latency_runs < 1:
+        p.error(f"--latency-runs must be at least 1, got {args.latency_runs}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:

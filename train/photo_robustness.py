@@ -12,17 +12,15 @@ distilled on (``train.data.photo_halves``) are used unless ``--all-photos``. A p
 left out, never taken as real.
 
 photo_robustness.json:
-    {"model", "photos", "which", "n_photos", "n_scored", "no_face", "threshold", "uncertain_band", "seed", "suite",
-     "degradations": {name: {"description", "fake_share": {"value", "ci_low", "ci_high", "count"},
-     "uncertain_share", "real_share", "median_p_fake"}}, "command"}
+    {"model", "photos", "which", "n_photos", "n_scored", "no_face", "seed", "suite", "command", "threshold",
+     "uncertain_band", "fake_above", "degradations": {name: {"description", "fake_share": {"value", "ci_low", "ci_high", "count"},
+     "uncertain_share", "real_share", "median_p_fake", "p_fake": [per face]}}}
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -31,10 +29,10 @@ import torch
 from tqdm.auto import tqdm
 
 from deepfake_space.card_tables import photo_robustness_markdown
-from deepfake_space.errors import ModelLoadError
+from deepfake_space.config import DetectorConfig
 from deepfake_space.models import load_detector, resolve_model_dir
 from deepfake_space.transforms import build_eval_transform
-from train.cli_options import add_measure_options, start
+from train.cli_options import add_measure_options, measure_to_json, start
 from train.cross_domain import PHOTOS_DIR, verdict_shares
 from train.data import photo_halves
 from train.degradations import ROBUSTNESS_SUITE, SUITE_DESCRIPTIONS
@@ -67,17 +65,25 @@ def photo_robustness(model: str | Path, photos: Path = PHOTOS_DIR, all_photos: b
         faces = DegradedCrops(images, [0] * len(images), np.arange(len(images)), name, ROBUSTNESS_SUITE[name],
                               transform, seed)
         _, p = predict_scores(detector, torch.utils.data.DataLoader(faces, batch_size=batch_size), progress=False)
-        degradations[name] = {"description": SUITE_DESCRIPTIONS[name], **verdict_shares(p.tolist(), config)}
+        degradations[name] = {"description": SUITE_DESCRIPTIONS[name], "p_fake": p.tolist()}
 
-    return {
+    return at_decision_rule({
         "model": str(model), "photos": str(photos), "which": "all" if all_photos else UNSEEN,
-        "n_photos": len(files), "n_scored": len(images), "no_face": no_face,
-        "threshold": float(config.threshold), "uncertain_band": float(config.uncertain_band), "seed": seed,
+        "n_photos": len(files), "n_scored": len(images), "no_face": no_face, "seed": seed,
         "suite": names, "degradations": degradations,
         "command": command or "python -m train.photo_robustness " + shlex.join(
             ["--model", str(model), "--photos", str(photos), "--suite", ",".join(names), "--seed", str(seed),
              *(["--all-photos"] if all_photos else [])]),
-    }
+    }, config)
+
+
+def at_decision_rule(result: dict, config: DetectorConfig) -> dict:
+    """``result`` with every share recomputed from its per-face P(fake) at ``config``'s cuts: after
+    ``train.operating_point`` has chosen them from these very scores, nothing needs scoring again."""
+    degradations = {name: {"description": d["description"], **verdict_shares(d["p_fake"], config),
+                           "p_fake": d["p_fake"]} for name, d in result["degradations"].items()}
+    return {**result, "threshold": float(config.threshold), "uncertain_band": float(config.uncertain_band),
+            "fake_above": float(config.fake_cut), "degradations": degradations}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -94,14 +100,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     argv, args = start(argv, parse_args)
-    try:
-        result = photo_robustness(args.model, args.photos, args.all_photos,
-                                  args.suite.split(",") if args.suite else None, args.batch_size, args.seed,
-                                  args.progress, "python -m train.photo_robustness " + shlex.join(argv))
-    except (ValueError, ModelLoadError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    result = measure_to_json(lambda: photo_robustness(
+        args.model, args.photos, args.all_photos, args.suite.split(",") if args.suite else None, args.batch_size,
+        args.seed, args.progress, "python -m train.photo_robustness " + shlex.join(argv)), args.out)
     print(f"{result['model']} on {result['n_scored']} real photo faces ({result['which']}; "
           f"{result['no_face']} photos without a face):")
     print(photo_robustness_markdown(result))

@@ -12,11 +12,13 @@ its result:
 
 1. validation scores (``train.evaluate --scores``) and the full pipeline on the out-of-domain videos and real
    photos (``train.cross_domain``), per file, under ``RUN/release/``;
+   and the fixed degradation suite on the faces of the real photos no student distilled on
+   (``train.photo_robustness``: false accusations after upload);
 2. the operating point (``train.operating_point``): the validation macro-F1 threshold, raised where needed so
-   that at most ``--max-false-fake`` of the real photos no student distilled on are called fake;
-3. at that threshold: ``metrics.json`` (validation), ``cross_domain.json``, ``robustness.json`` (the fixed
-   degradation suite on ``--robustness-limit`` validation crops) and ``photo_robustness.json`` (the same suite on
-   the unseen real photos' faces: false accusations after upload);
+   that at most ``--max-false-fake`` of those photos are called fake, and the fake cut raised until that also
+   holds after each degradation;
+3. at those cuts: ``metrics.json`` (validation), ``cross_domain.json``, ``robustness.json`` (the suite on
+   ``--robustness-limit`` validation crops) and ``photo_robustness.json``;
 4. ``model.onnx`` and ``model.int8.onnx`` with ``onnx.json`` (``train.export_onnx``: written only when they match
    the PyTorch model); then the card (README.md).
 """
@@ -42,7 +44,7 @@ from train.data import photo_halves
 from train.evaluate import evaluate, update_config
 from train.export_onnx import export as export_onnx
 from train.operating_point import choose
-from train.photo_robustness import photo_robustness
+from train.photo_robustness import at_decision_rule, photo_robustness
 from train.recipe import load_recipe
 from train.robustness import robustness_table
 
@@ -89,7 +91,12 @@ def measure_release(folder: Path, data: str, scores: Path, base_model: str | Non
     evaluate(model, data, scores=val_scores)
     wild_rows, photo_rows, _ = measure({name: model}, wild, photos, scores)
     unseen = {p.name for p in photo_halves(photos)[1]}
-    choose(folder, val_scores, scores / PHOTO_SCORES, name, max_false_fake, write=True, photo_files=unseen)
+    on_photos = photo_robustness(model, photos, command=_command(
+        "train.photo_robustness", "--model", rel, "--photos", str(photos), "--threads", str(threads), "--out",
+        f"{rel}/{PHOTO_ROBUSTNESS_FILE}"))
+    choose(folder, val_scores, scores / PHOTO_SCORES, name, max_false_fake, write=True, photo_files=unseen,
+           degraded=on_photos)
+    on_photos = at_decision_rule(on_photos, load_configs({name: model})[name])
 
     # One crop per video in the DFDC crops, so video-level numbers would repeat the image-level ones
     # (grouping by ``original`` would merge each real video with its fakes).
@@ -106,9 +113,6 @@ def measure_release(folder: Path, data: str, scores: Path, base_model: str | Non
         "train.robustness", "--model", rel, "--data", data, "--split", "validation", *limit, "--threads",
         str(threads), "--out", f"{rel}/{ROBUSTNESS_FILE}"))
     (folder / ROBUSTNESS_FILE).write_text(json.dumps(robustness, indent=2) + "\n")
-    on_photos = photo_robustness(model, photos, command=_command(
-        "train.photo_robustness", "--model", rel, "--photos", str(photos), "--threads", str(threads), "--out",
-        f"{rel}/{PHOTO_ROBUSTNESS_FILE}"))
     (folder / PHOTO_ROBUSTNESS_FILE).write_text(json.dumps(on_photos, indent=2) + "\n")
     logger.info("%s off DFDC:\n%s", name, cross_domain_markdown(report))
     export_onnx(folder, data, command=_command("train.export_onnx", "--model", rel, "--data", data))

@@ -18,18 +18,16 @@ Per degradation:
                     share whose degraded verdict is the opposite confident one (fake -> real or real -> fake).
 
 robustness.json:
-    {"model", "data", "split", "n", "n_groups", "threshold", "uncertain_band", "n_confident_clean", "seed",
-     "n_boot", "suite", "degradations": {name: {"description", "roc_auc": {"value", "ci_low", "ci_high"},
+    {"model", "data", "split", "n", "n_groups", "threshold", "uncertain_band", "fake_above", "n_confident_clean",
+     "seed", "n_boot", "suite", "degradations": {name: {"description", "roc_auc": {"value", "ci_low", "ci_high"},
      "auc_change": {"value", "ci_low", "ci_high"}, "n_reversed", "reversal_share"}}, "command"}
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shlex
-import sys
 import zlib
 from pathlib import Path
 from typing import Callable, Sequence
@@ -42,10 +40,9 @@ from tqdm.auto import tqdm
 
 from deepfake_space.card_tables import robustness_markdown
 from deepfake_space.config import DetectorConfig
-from deepfake_space.errors import ModelLoadError
 from deepfake_space.models import load_detector, resolve_model_dir
 from deepfake_space.transforms import build_eval_transform, pil_to_rgb
-from train.cli_options import add_measure_options, start
+from train.cli_options import add_measure_options, measure_to_json, start
 from train.data import load_split
 from train.degradations import ROBUSTNESS_SUITE, SUITE_DESCRIPTIONS, SuiteOp
 from train.evaluate import VALIDATION_SPLIT, predict_scores, select_rows
@@ -141,6 +138,7 @@ def robustness_table(model: str | Path, data: str | Path, split: str = VALIDATIO
     return {
         "model": str(model), "data": str(data), "split": split, "n": len(y), "n_groups": len(set(groups)),
         "threshold": float(config.threshold), "uncertain_band": float(config.uncertain_band),
+        "fake_above": float(config.fake_cut),
         "n_confident_clean": n_confident, "seed": seed, "n_boot": n_boot,
         "suite": names, "degradations": degradations,
         "command": command or "python -m train.robustness " + shlex.join(
@@ -165,14 +163,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     argv, args = start(argv, parse_args)
     suite = args.suite.split(",") if args.suite else None
-    try:
-        result = robustness_table(args.model, args.data, args.split, suite=suite, limit=args.limit,
-                                  batch_size=args.batch_size, n_boot=args.n_boot, seed=args.seed,
-                                  progress=args.progress, command="python -m train.robustness " + shlex.join(argv))
-    except (ValueError, ModelLoadError, FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    result = measure_to_json(lambda: robustness_table(
+        args.model, args.data, args.split, suite=suite, limit=args.limit, batch_size=args.batch_size,
+        n_boot=args.n_boot, seed=args.seed, progress=args.progress,
+        command="python -m train.robustness " + shlex.join(argv)), args.out)
     print(f"{result['model']} on {result['split']} (n={result['n']}, {result['n_groups']} source videos, "
           f"{result['n_confident_clean']} confident clean verdicts):")
     print(robustness_markdown(result))
