@@ -6,6 +6,8 @@ the weights, so a card only ever shows what those commands measured.
 
 from __future__ import annotations
 
+from deepfake_space.config import decision_cuts
+
 
 def _num(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
@@ -58,10 +60,9 @@ def cross_domain_markdown(report: dict) -> str:
 
 
 def rule_cuts(rule: dict) -> str:
-    """A decision rule's two cuts (P(fake) below: real, above: fake) from its threshold, uncertain band and
-    ``fake_above``; records from before ``fake_above`` existed have the symmetric band."""
-    fake = rule.get("fake_above") or rule["threshold"] + rule["uncertain_band"]
-    return f"{rule['threshold'] - rule['uncertain_band']:.3f} / {fake:.3f}"
+    """A recorded decision rule's two cuts: P(fake) below the first is real, above the second fake."""
+    real_cut, fake_cut = decision_cuts(rule["threshold"], rule["uncertain_band"], rule.get("fake_above"))
+    return f"{real_cut:.3f} / {fake_cut:.3f}"
 
 
 def photo_robustness_markdown(result: dict) -> str:

@@ -35,10 +35,12 @@ def format_report(report: Report) -> str:
     lines.append(f"  faces: {report.faces_found} in {len(report.frames)} frame(s), detector: "
                  f"{', '.join(report.detectors_used) or 'none'}; decode {report.latency_ms.get('decode', 0):.0f} ms, "
                  f"detect {report.latency_ms.get('detect', 0):.0f} ms")
-    rows = [("model", "verdict", "P(fake)", "real < / fake >", "params", "size MB", "runtime", "preproc ms", "forward ms")]
+    rows = [("model", "verdict", "P(fake)", "real < / fake >", "params", "size MB", "runtime", "preproc ms",
+             "forward ms")]
     for m in report.models:
-        rows.append((m.name, m.verdict, "-" if m.p_fake is None else f"{m.p_fake:.3f}", f"{m.threshold - m.uncertain_band:.2f} / {m.fake_cut:.2f}",
-                     f"{m.params / 1e6:.3f}M", f"{m.file_size_mb:.2f}", m.runtime,
+        real_cut, fake_cut = m.cuts
+        rows.append((m.name, m.verdict, "-" if m.p_fake is None else f"{m.p_fake:.3f}",
+                     f"{real_cut:.2f} / {fake_cut:.2f}", f"{m.params / 1e6:.3f}M", f"{m.file_size_mb:.2f}", m.runtime,
                      f"{m.latency_ms.get('preprocess', 0):.1f}", f"{m.latency_ms.get('forward', 0):.1f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]

@@ -16,6 +16,13 @@ INCEPTION_STD = (0.5, 0.5, 0.5)
 LABELS = ("real", "fake")
 
 
+def decision_cuts(threshold: float, uncertain_band: float, fake_above: float | None = None) -> tuple[float, float]:
+    """(real below, fake above) of a decision rule: the band either side of the threshold, its upper edge raised to
+    ``fake_above`` when that is set. Configs, reports and records from before ``fake_above`` have the symmetric
+    band."""
+    return threshold - uncertain_band, threshold + uncertain_band if fake_above is None else fake_above
+
+
 @dataclass
 class DetectorConfig:
     """Architecture, preprocessing, labels and decision rule of one released detector."""
@@ -57,12 +64,12 @@ class DetectorConfig:
     @property
     def real_cut(self) -> float:
         """P(fake) below which a face is called real."""
-        return self.threshold - self.uncertain_band
+        return decision_cuts(self.threshold, self.uncertain_band, self.fake_above)[0]
 
     @property
     def fake_cut(self) -> float:
         """P(fake) above which a face is called fake."""
-        return self.threshold + self.uncertain_band if self.fake_above is None else self.fake_above
+        return decision_cuts(self.threshold, self.uncertain_band, self.fake_above)[1]
 
     def verdict(self, p_fake: float) -> str:
         """fake / real / uncertain: P(fake) between the two cuts (the band around the threshold, stretched up to

@@ -89,8 +89,9 @@ def latency_rows(report: Report, m: ModelReport | None) -> list[list[Any]]:
 
 
 def model_info(m: ModelReport) -> str:
+    real_cut, fake_cut = m.cuts
     return (f"`{m.arch}` · **{m.params / 1e6:.2f} M** params · **{m.file_size_mb:.2f} MB** · input {m.input_size} px"
-            f" · real below {m.threshold - m.uncertain_band:.2f}, fake above {m.fake_cut:.2f} (uncertain between)"
+            f" · real below {real_cut:.2f}, fake above {fake_cut:.2f} (uncertain between)"
             f" · forwards on {m.runtime}"
             + (" · each face averaged with its mirror" if m.tta else ""))
 

@@ -10,6 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from deepfake_space.config import decision_cuts
+
 STATUS_OK = "ok"
 STATUS_NO_FACE = "no_face"
 STATUS_ERROR = "error"
@@ -59,8 +61,9 @@ class ModelReport:
     latency_ms: dict[str, float] = field(default_factory=dict)
 
     @property
-    def fake_cut(self) -> float:
-        return self.threshold + self.uncertain_band if self.fake_above is None else self.fake_above
+    def cuts(self) -> tuple[float, float]:
+        """(real below, fake above), as the model's config decides."""
+        return decision_cuts(self.threshold, self.uncertain_band, self.fake_above)
 
     @property
     def total_ms(self) -> float:

@@ -8,6 +8,8 @@ import numpy as np
 from sklearn.metrics import (accuracy_score, average_precision_score, f1_score, log_loss, roc_auc_score,
                              roc_curve)
 
+from deepfake_space.config import decision_cuts
+
 
 def equal_error_rate(y: np.ndarray, p: np.ndarray) -> float:
     fpr, tpr, _ = roc_curve(y, p)
@@ -105,13 +107,13 @@ def _operating_metrics(y: np.ndarray, p: np.ndarray, threshold: float, band: flo
     """Validation figures of one decision rule: macro-F1 of the bare threshold (what ``pick_threshold``
     maximises), and with the band (stretched up to ``fake_above`` when given) the share of fakes called fake, of
     reals called fake, and of all rows left uncertain."""
-    fake_cut = threshold + band if fake_above is None else fake_above
+    real_cut, fake_cut = decision_cuts(threshold, band, fake_above)
     return {"threshold": float(threshold),
             "fake_above": float(fake_cut),
             "macro_f1": float(f1_score(y, p > threshold, average="macro")),
             "fake_recall": float(np.mean(p[y == 1] > fake_cut)),
             "false_fake_rate": false_fake_rate(p[y == 0], fake_cut),
-            "uncertain_rate": float(np.mean((p >= threshold - band) & (p <= fake_cut)))}
+            "uncertain_rate": float(np.mean((p >= real_cut) & (p <= fake_cut)))}
 
 
 def _lowest_threshold_meeting_cap(p_photos: np.ndarray, band: float, max_false_fake: float) -> float:
@@ -167,7 +169,7 @@ def pick_operating_point(y_val: np.ndarray, p_val: np.ndarray, p_real_photos: np
     if false_fake_rate(p_photos, free, band) > max_false_fake:
         threshold = min(max(free, _lowest_threshold_meeting_cap(p_photos, band, max_false_fake)), 0.98)
     fake_above, needed = _fake_cut_for_degraded(p_degraded_photos or {}, threshold + band, max_false_fake)
-    fake_cut = threshold + band if fake_above is None else fake_above
+    fake_cut = decision_cuts(threshold, band, fake_above)[1]
     degraded = {name: {"fake_cut_needed": needed[name],
                        "false_fake_rate": false_fake_rate(np.asarray(p, dtype=np.float64), fake_cut)}
                 for name, p in (p_degraded_photos or {}).items()}

@@ -13,8 +13,9 @@ left out, never taken as real.
 
 photo_robustness.json:
     {"model", "photos", "which", "n_photos", "n_scored", "no_face", "seed", "suite", "command", "threshold",
-     "uncertain_band", "fake_above", "degradations": {name: {"description", "fake_share": {"value", "ci_low", "ci_high", "count"},
-     "uncertain_share", "real_share", "median_p_fake", "p_fake": [per face]}}}
+     "uncertain_band", "fake_above", "degradations": {name: {"description",
+     "fake_share": {"value", "ci_low", "ci_high", "count"}, "uncertain_share", "real_share", "median_p_fake",
+     "p_fake": [per face]}}}
 """
 
 from __future__ import annotations

@@ -96,14 +96,15 @@ def measure_release(folder: Path, data: str, scores: Path, base_model: str | Non
         f"{rel}/{PHOTO_ROBUSTNESS_FILE}"))
     choose(folder, val_scores, scores / PHOTO_SCORES, name, max_false_fake, write=True, photo_files=unseen,
            degraded=on_photos)
-    on_photos = at_decision_rule(on_photos, load_configs({name: model})[name])
+    configs = load_configs({name: model})  # as choose has just written them
+    on_photos = at_decision_rule(on_photos, configs[name])
 
     # One crop per video in the DFDC crops, so video-level numbers would repeat the image-level ones
     # (grouping by ``original`` would merge each real video with its fakes).
     evaluate(model, data, out=folder / "metrics.json", command=_command(
         "train.evaluate", "--model", rel, "--data", data, "--split", "validation", "--threads", str(threads),
         "--out", f"{rel}/metrics.json"))
-    report = cross_domain_report(wild_rows, photo_rows, load_configs({name: model}), unseen_photos=unseen)
+    report = cross_domain_report(wild_rows, photo_rows, configs, unseen_photos=unseen)
     report["command"] = _command("train.cross_domain", "--model", f"{name}={rel}", "--wild", str(wild),
                                  "--photos", str(photos), "--threads", str(threads), "--out",
                                  f"{rel}/{CROSS_DOMAIN_FILE}")
