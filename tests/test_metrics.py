@@ -152,3 +152,39 @@ def test_compare_reads_two_score_files_of_the_same_rows(tmp_path):
     write_scores(tmp_path / "other.csv", index[:-1], groups[:-1], y[:-1], b[:-1])
     with pytest.raises(ValueError, match="score different rows"):
         compare(tmp_path / "a.csv", tmp_path / "other.csv")
+
+
+def test_compare_files_pairs_videos_and_resamples_named_groups(tmp_path):
+    """Two models' cross_domain score files: only files both scored count, and the two halves of one clip
+    (``--group-regex``) are resampled as one unit."""
+    from train.compare import compare_files, main
+    from train.cross_domain import Scored, write_scores
+    from train.evaluate import write_scores as write_row_scores
+
+    y, _, a, b = _two_models(n_groups=40, per_group=1)
+    sigmoid = 1 / (1 + np.exp(-np.stack([a, b])))
+    files = [f"clip{i // 2}_{'right_swapped' if i % 2 else 'left_real'}.mp4" for i in range(len(y))]
+    labels = ["fake" if v else "real" for v in y]
+    rows = [Scored(f, lab, "ok", {"new": float(pa), "old": float(pb)})
+            for f, lab, pa, pb in zip(files, labels, *sigmoid)]
+    rows.append(Scored("noface.mp4", "real", "no_face", {"new": None, "old": None}, "no face found"))
+    write_scores(tmp_path / "both.csv", rows, ["new", "old"])
+    write_row_scores(tmp_path / "rows.csv", np.arange(len(y)), files, y, a)
+    write_scores(tmp_path / "old.csv", [Scored(r.file, r.label, r.status, {"old": r.p_fake["old"]}) for r in rows[1:]],
+                 ["old"])
+
+    out = compare_files(f"{tmp_path / 'both.csv'}:new", str(tmp_path / "old.csv"), n_boot=200)
+    assert out["files"] == len(y) - 1 and out["units"] == len(y) - 1 and out["left_out"] == 1
+    assert out["difference"] > 0 and out["ci_low"] <= out["difference"] <= out["ci_high"]
+    grouped = compare_files(f"{tmp_path / 'both.csv'}:new", f"{tmp_path / 'both.csv'}:old",
+                            group_regex=r"^(.*)_(left_real|right_swapped)", n_boot=200)
+    assert grouped["units"] == len(y) // 2 and grouped["files"] == len(y)
+    with pytest.raises(ValueError, match="name one"):
+        compare_files(str(tmp_path / "both.csv"), str(tmp_path / "old.csv"))
+    with pytest.raises(ValueError, match="no scores for model 'gone'"):
+        compare_files(f"{tmp_path / 'both.csv'}:gone", str(tmp_path / "old.csv"))
+    with pytest.raises(ValueError, match="not a train.cross_domain scores CSV"):
+        compare_files(str(tmp_path / "old.csv"), str(tmp_path / "rows.csv"))
+    main([f"{tmp_path / 'both.csv'}:new", str(tmp_path / "old.csv"), "--n-boot", "50"])
+    with pytest.raises(SystemExit, match="error: .*missing.csv"):
+        main([str(tmp_path / "missing.csv"), str(tmp_path / "old.csv")])
