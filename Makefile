@@ -51,7 +51,7 @@ bench: install
 DATA ?= ../shared/data/dfdc_faces
 RECIPE := $(VENV)/bin/accelerate launch --cpu --num_processes 1 -m train.train --config
 RELEASE := $(PY) -m train.release --data $(DATA) --config
-MODELS := teacher student-kd student-scratch student-kd-mse student-tiny
+MODELS := teacher student-kd student-scratch student-kd-mse student-tiny teacher-pair
 
 models: $(MODELS:%=models/%/model.safetensors)
 
@@ -61,6 +61,13 @@ models/%/model.safetensors: train/configs/%.toml | install-dev
 
 # Students distil from the teacher's stages.
 $(filter-out models/teacher/%,$(MODELS:%=models/%/model.safetensors)): models/teacher/model.safetensors
+
+# The teacher's logits averaged with a 160 px self-blended sibling trained from it (train.ensemble).
+SIBLING := train/configs/candidates/teacher-sbi-160.toml
+models/teacher-pair/model.safetensors: models/teacher/model.safetensors $(SIBLING) | install-dev
+	$(RECIPE) $(SIBLING)
+	$(PY) -m train.ensemble --member models/teacher --member runs/teacher-sbi-160/sbi/best --out models/teacher-pair
+	$(PY) -m train.release --data $(DATA) --name teacher-pair --tta
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -117,12 +117,19 @@ def _runtimes(specs: dict[str, str], device: torch.device) -> list[tuple[str, st
     return engines
 
 
+def _ratio(mine: float, theirs: float, less: str, more: str) -> str:
+    """``theirs / mine`` as "N.Nx LESS", or "N.Nx MORE" when ``mine`` is the larger (a model bigger than the
+    teacher, such as an ensemble of it)."""
+    return f"{theirs / mine:.1f}x {less}" if mine <= theirs else f"{mine / theirs:.1f}x {more}"
+
+
 def _speedups(per_face: dict[str, float], models: list[LoadedModel]) -> list[str]:
     """Each model against the first (the teacher) on the same engine."""
     teacher, lines = models[0], []
     for m in models[1:]:
-        lines.append(f"    {m.name} vs {teacher.name}: {per_face[teacher.name] / per_face[m.name]:.1f}x faster per "
-                     f"face, {teacher.params / m.params:.0f}x fewer params")
+        lines.append(f"    {m.name} vs {teacher.name}: "
+                     f"{_ratio(per_face[m.name], per_face[teacher.name], 'faster', 'slower')} per face, "
+                     f"{_ratio(m.params, teacher.params, 'fewer', 'more')} params")
     return lines
 
 

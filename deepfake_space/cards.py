@@ -170,8 +170,10 @@ def _with_table(folder: Path, name: str, markdown: Callable[[dict], str]) -> dic
 
 
 def _role(training: dict[str, Any]) -> str:
-    """What the model is to the others: a distilled student, the labels-only control trained on a student's view
-    bank, or (with no teacher at all) the teacher."""
+    """What the model is to the others: an average of trained networks, a distilled student, the labels-only control
+    trained on a student's view bank, or (with no teacher at all) the teacher."""
+    if training.get("members"):
+        return f"the mean of {len(training['members'])} trained networks' logits"
     if training.get("teacher"):
         return "a distilled student"
     if training.get("view_bank_teacher"):
@@ -184,6 +186,13 @@ def _self_blended(training: dict[str, Any]) -> bool:
     whose ``train.transfer_set`` record counts some (an extra split without a record is taken to have them)."""
     extra = training.get("extra_train_record") or {}
     return bool(training.get("sbi")) or (bool(training.get("extra_train")) and bool(extra.get("self_blends", True)))
+
+
+def _members(training: dict[str, Any]) -> list[dict[str, Any]]:
+    """An ensemble's members (``train.ensemble``), each with its own training command and whether it saw
+    self-blended fakes; empty for a single network."""
+    return [{**m, "command": m["training"].get("command"), "self_blended": _self_blended(m["training"])}
+            for m in training.get("members", [])]
 
 
 def render_model_card(
@@ -220,6 +229,7 @@ def render_model_card(
                        folder, evaluation["threshold"], config.threshold)
     model_id = repo_id or folder.name
     cross_domain, cross_domain_command = _cross_domain(folder)
+    members = _members(training)
 
     tags = ["deepfake-detection", "dfdc", "image-classification", "pytorch", config.arch]
     if is_student:
@@ -240,7 +250,9 @@ def render_model_card(
         "model_id": model_id,
         "load_spec": repo_id or f"models/{folder.name}",
         "role": _role(training),
-        "self_blended": _self_blended(training),
+        "self_blended": _self_blended(training) or any(m["self_blended"] for m in members),
+        "photo_trained": bool(training.get("extra_train")) or any(m["training"].get("extra_train") for m in members),
+        "members": members,
         "is_student": is_student,
         "base_model": base_model,
         "cfg": config,

@@ -19,9 +19,10 @@ logger = logging.getLogger(__name__)
 # The released folders: the checkout's models/ unless DEEPFAKE_MODELS_DIR names another (an installed package).
 MODELS_DIR = Path(os.environ.get("DEEPFAKE_MODELS_DIR") or Path(__file__).resolve().parents[1] / "models")
 EMBEDDED = {"teacher": "teacher", "student": "student-kd"}
-# The control, the other distillation variant and the tiny student, offered in the dropdowns when they are there.
-OPTIONAL_MODELS = {"student-scratch": "student-scratch", "student-kd-mse": "student-kd-mse",
-                   "student-tiny": "student-tiny"}
+# The two-teacher average, the control, the other distillation variant and the tiny student, offered in the dropdowns
+# when they are there.
+OPTIONAL_MODELS = {"teacher-pair": "teacher-pair", "student-scratch": "student-scratch",
+                   "student-kd-mse": "student-kd-mse", "student-tiny": "student-tiny"}
 # The student's quantized ONNX file, offered as one more model when it is there and can run (CPU only).
 INT8_SUFFIX = " (int8)"
 

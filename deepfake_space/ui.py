@@ -57,9 +57,10 @@ Upload a face photo or a short video (mp4, webm, mov, avi, mkv), or pick an exam
 Both detectors see the same detected faces. The verdict is *fake*, *real* or *uncertain* (P(fake) between the
 model's two cuts); Grad-CAM shows where each model looked. A video is judged by its most suspicious person.
 
-Trained on DFDC face swaps only (research use only), also on re-encoded, noisy and down-scaled copies, the student
-also on real photos: near chance on swaps from other tools, blind to fully generated faces, lip-sync and expression
-edits, so they answer "uncertain" rather than accuse. A verdict is not proof.
+Trained on DFDC face swaps (research use only), teacher-pair also on self-blends of real faces, and on
+re-encoded, noisy and down-scaled copies, the student also on real photos: near chance on swaps from other tools,
+blind to fully generated faces, lip-sync and expression edits, so they answer "uncertain" rather than accuse. A
+verdict is not proof.
 """
 
 

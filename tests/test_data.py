@@ -13,7 +13,7 @@ from PIL import Image
 
 from deepfake_space.models import default_config
 from deepfake_space.transforms import build_eval_transform
-from train.data import TorchImageDataset, content_fingerprint, load_split, subset
+from train.data import TorchImageDataset, content_fingerprint, load_split, real_rows, subset
 
 torch.set_num_threads(1)
 
@@ -112,6 +112,15 @@ def test_subset_is_seeded(val_file):
     assert a["group"] != c["group"]
     assert subset(val_file, None) is val_file
     assert subset(val_file, 10**6) is val_file
+
+
+@needs_data
+def test_real_only_keeps_every_real_row_and_no_fake(val_file):
+    rows = subset(val_file, 200, seed=0)
+    reals = real_rows(rows)
+    assert set(reals["label"]) == {0}
+    assert len(reals) == rows["label"].count(0) > 0
+    assert reals["group"] == [g for g, label in zip(rows["group"], rows["label"]) if label == 0]
 
 
 @needs_data

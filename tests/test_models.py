@@ -35,6 +35,7 @@ SMALL: dict[str, dict] = {
     "dsnet_tiny": {"input_size": 64},
     "mobilenetv2_100": {"input_size": 64},
     "mobilenetv2_035": {"input_size": 64},
+    "logit_average": {"input_size": 64, "arch_args": {"sizes": [64, 48]}},  # two EfficientNet-Lite0s
     "cross_efficient_vit": {"input_size": 64, "arch_args": {"img_size": 64, "dims": (32, 64), "depth": 1,
                                                             "heads": 2, "cross_depth": 1}},
     "temporal_hybrid_vit": {"input_size": 64, "num_frames": 2, "arch_args": {"img_size": 64, "depth": 1}},
@@ -73,7 +74,7 @@ def test_forward_backward_and_round_trip(arch, tmp_path):
     without_grad = [n for n, p in trainable if p.grad is None]
     assert not without_grad, f"parameters that got no gradient: {without_grad[:5]}"
     assert all(torch.isfinite(p.grad).all() for _, p in trainable)
-    assert model.net.get_classifier() is not None
+    assert arch == "logit_average" or model.net.get_classifier() is not None  # an ensemble has one per member
 
     model.eval()
     model.zero_grad(set_to_none=True)
@@ -116,7 +117,8 @@ def test_folding_batchnorm_keeps_outputs_params_and_cam_layer(arch):
     torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)
     assert model.num_params() == params
     left = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
-    if arch.startswith(("resnet8", "dsnet", "efficientnet", "mobilenet")):  # the CNNs: every norm folds, Grad-CAM's layer stays
+    # the CNNs (and the ensemble of two): every norm folds, Grad-CAM's layer stays
+    if arch.startswith(("resnet8", "dsnet", "efficientnet", "mobilenet", "logit_average")):
         assert norms > 0 and left == 0, f"{left} of {norms} BatchNorms left"
         assert isinstance(model.cam_target_layer, torch.nn.Module)
 

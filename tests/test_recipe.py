@@ -18,7 +18,7 @@ from train.train import parse_args
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "dfdc_faces"
 CONFIGS = sorted((ROOT / "train" / "configs").glob("*.toml"))
-CANDIDATES = sorted((ROOT / "train" / "configs" / "candidates").glob("*.toml"))  # trained, measured, not released
+CANDIDATES = sorted((ROOT / "train" / "configs" / "candidates").glob("*.toml"))  # trained, measured, not released alone
 
 
 def _recipe(tmp: Path) -> Path:

@@ -90,6 +90,11 @@ def subset(ds: Dataset, n: int | None, seed: int = 0) -> Dataset:
     return ds.shuffle(seed=seed).select(range(n))
 
 
+def real_rows(rows: Dataset) -> Dataset:
+    """The rows labelled real (0): a self-blended run's only fakes are then its blends (``--real-only``)."""
+    return rows.filter(lambda labels: [label == 0 for label in labels], input_columns="label", batched=True)
+
+
 def with_extra(rows: Dataset, extra_train: str | Path | None, repeat: int = 1) -> Dataset:
     """``rows`` followed by ``repeat`` copies of the train split of ``extra_train`` (``--extra-train``: rows from
     outside DFDC), if any. 150 photo faces are 0.5 % of DFDC's train split; repeated, each copy is augmented

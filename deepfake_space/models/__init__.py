@@ -4,6 +4,7 @@ from deepfake_space.models import (  # noqa: F401  (imported to register their a
     cross_efficient_vit,
     dsnet,
     efficientnet,
+    ensemble,
     hf_vit,
     mobilenet,
     resnet8,
