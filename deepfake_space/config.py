@@ -45,6 +45,7 @@ class DetectorConfig:
     # P(fake) is the mean of the face's and its mirror image's logits, so a mirrored upload (a front camera's
     # selfie) gets the same verdict; the threshold was chosen on these averaged scores.
     tta: bool = False
+    # Grad-CAM's layer; an ensemble names one per member, separated by commas, and the maps are averaged
     cam_target_layer: str = ""
     cam_reshape: str | None = None
     training: dict[str, Any] = field(default_factory=dict)

@@ -40,10 +40,11 @@ def _reshape_for(model: DeepfakeDetector) -> Callable | None:
 
 
 def gradcam(model: DeepfakeDetector, batch: torch.Tensor) -> np.ndarray:
-    """Grad-CAM maps for the 'fake' logit, shape (N, H, W) in [0, 1], at the model's input size."""
+    """Grad-CAM maps for the 'fake' logit, shape (N, H, W) in [0, 1], at the model's input size; with several target
+    layers (an ensemble's members) pytorch-grad-cam scales each layer's map to the input and averages them."""
     was_training = model.training
     model.eval()
-    with GradCAM(model=model, target_layers=[model.cam_target_layer], reshape_transform=_reshape_for(model)) as cam:
+    with GradCAM(model=model, target_layers=model.cam_target_layers, reshape_transform=_reshape_for(model)) as cam:
         maps = cam(input_tensor=batch, targets=[ClassifierOutputTarget(FAKE_CLASS)] * len(batch))
     model.train(was_training)
     return maps

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from deepfake_space.cards import render_model_card
+from deepfake_space.explain import gradcam
 from deepfake_space.models import DeepfakeDetector, load_detector
 from train.ensemble import main as ensemble_main
 from train.export_onnx import export_fp32
@@ -37,8 +39,8 @@ def test_the_ensemble_is_the_mean_of_its_members_logits(members, tmp_path):
     ensemble_main(["--member", str(members[0]), "--member", str(members[1]), "--out", str(out)])
     pair = load_detector(out)
     assert pair.config.input_size == 64 and pair.config.arch_args["sizes"] == [64, 48]
-    assert pair.config.cam_target_layer.startswith("members.0.")
-    assert isinstance(pair.cam_target_layer, torch.nn.Module)
+    assert pair.config.cam_target_layer == "members.0.layer3,members.1.layer3"  # resnet8's layer, once per member
+    assert len(pair.cam_target_layers) == 2
     big, small = (load_detector(m) for m in members)
     x = torch.randn(3, 3, 64, 64)
     with torch.no_grad():
@@ -54,6 +56,18 @@ def test_the_ensemble_is_the_mean_of_its_members_logits(members, tmp_path):
     card = render_model_card(out).text
     assert "mean of 2 trained networks' logits" in card
     assert "| 2. `" in card and "| 48 px |" in card and "train small" in card
+
+
+def test_grad_cam_averages_the_members_maps(members, tmp_path):
+    out = tmp_path / "pair"
+    ensemble_main(["--member", str(members[0]), "--member", str(members[1]), "--out", str(out)])
+    pair = load_detector(out)
+    x = torch.randn(2, 3, 64, 64)
+    both = gradcam(pair, x)
+    assert both.shape == (2, 64, 64) and both.min() >= 0 and both.max() <= 1 + 1e-6
+    pair.config.cam_target_layer = "members.0.layer3"
+    first_only = gradcam(pair, x)
+    assert not np.allclose(both, first_only, atol=1e-3), "the second member's map is part of the average"
 
 
 def test_the_ensemble_exports_to_onnx(members, tmp_path):

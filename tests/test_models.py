@@ -120,7 +120,7 @@ def test_folding_batchnorm_keeps_outputs_params_and_cam_layer(arch):
     # the CNNs (and the ensemble of two): every norm folds, Grad-CAM's layer stays
     if arch.startswith(("resnet8", "dsnet", "efficientnet", "mobilenet", "logit_average")):
         assert norms > 0 and left == 0, f"{left} of {norms} BatchNorms left"
-        assert isinstance(model.cam_target_layer, torch.nn.Module)
+        assert all(isinstance(layer, torch.nn.Module) for layer in model.cam_target_layers)
 
 
 class _NormBeforeConv(torch.nn.Module):
@@ -149,7 +149,8 @@ def test_cam_target_layers_exist():
     for arch in list_models():
         with torch.device("meta"):  # built on meta at the default size: nothing is allocated
             model = DeepfakeDetector.create(arch)
-        assert isinstance(model.cam_target_layer, torch.nn.Module), arch
+        layers = model.cam_target_layers
+        assert layers and all(isinstance(layer, torch.nn.Module) for layer in layers), arch
 
 
 def test_default_config_merges_arch_args_and_refuses_unknown_names():

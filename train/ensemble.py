@@ -53,7 +53,8 @@ def build_ensemble(members: list[Path], out: Path, command: str) -> Path:
     config = default_config(
         "logit_average", arch_args={"members": [c.arch for c in configs], "sizes": [c.input_size for c in configs]},
         input_size=first.input_size, interpolation=first.interpolation, mean=first.mean, std=first.std,
-        face_margin=first.face_margin, tta=first.tta, cam_target_layer=f"members.0.{first.cam_target_layer}",
+        face_margin=first.face_margin, tta=first.tta, cam_target_layer=",".join(
+            f"members.{i}.{layer}" for i, c in enumerate(configs) for layer in c.cam_target_layer.split(",")),
         cam_reshape=first.cam_reshape,
         training={"command": command, "members": [
             {"folder": str(folder), "arch": cfg.arch, "input_size": cfg.input_size, "weights": weights_stamp(str(folder)),

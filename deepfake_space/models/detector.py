@@ -60,8 +60,9 @@ class DeepfakeDetector(
         return mirror_averaged(self.net, x, self.config.uses_tta(tta)).softmax(dim=-1)[..., 1]
 
     @property
-    def cam_target_layer(self) -> nn.Module:
-        return self.net.get_submodule(self.config.cam_target_layer)
+    def cam_target_layers(self) -> list[nn.Module]:
+        """Grad-CAM's layers: one, or one per member of an ensemble (``cam_target_layer`` lists them with commas)."""
+        return [self.net.get_submodule(name) for name in self.config.cam_target_layer.split(",")]
 
     def num_params(self) -> int:
         """Parameters of the architecture as trained and released (folding BatchNorms for inference changes the

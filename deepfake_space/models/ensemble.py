@@ -4,7 +4,7 @@ Members trained at different resolutions see different things (a 160 px network 
 224 px one trained on DFDC's swaps); averaging their logits with fixed equal weights gives one P(fake) without
 tuning anything on the data it is measured on. The ensemble takes the first member's input size; any other member
 sees that crop resized inside the network (bicubic, antialiased, as the crops were resized for it in training), so
-the app, Grad-CAM and the ONNX export all treat it as one model with one input.
+the app and the ONNX export treat it as one model with one input, and Grad-CAM averages the members' maps.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class LogitAverage(nn.Module):
 
 @register_model(DetectorConfig(
     arch="logit_average", input_size=224, mean=INCEPTION_MEAN, std=INCEPTION_STD, interpolation="bicubic",
-    cam_target_layer="members.0.bn2",
+    cam_target_layer="members.0.bn2,members.1.bn2",
     arch_args={"members": ["efficientnet_lite0", "efficientnet_lite0"], "sizes": [224, 160]},
 ))
 def logit_average(members: list[str], sizes: list[int]) -> nn.Module:
