@@ -210,11 +210,10 @@ def render_model_card(
     names no repo. ``extra`` adds or overrides template variables (the template uses ``space_url`` and ``notes``).
     """
     folder = Path(folder)
-    config_path, weights_path = folder / "config.json", folder / "model.safetensors"
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"{folder} has no {path.name}: not a released model folder")
-    config = DetectorConfig(**json.loads(config_path.read_text()))
+    weights_path = folder / "model.safetensors"
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"{folder} has no {weights_path.name}: not a released model folder")
+    config = DetectorConfig.from_folder(folder)
     training = config.training
     is_student = bool(training.get("teacher"))
     base_model = base_model or _teacher_repo(training)

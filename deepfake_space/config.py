@@ -6,7 +6,9 @@ preprocessing from one place and can never disagree (the timm ``pretrained_cfg``
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -14,6 +16,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 INCEPTION_MEAN = (0.5, 0.5, 0.5)
 INCEPTION_STD = (0.5, 0.5, 0.5)
 LABELS = ("real", "fake")
+CONFIG_NAME = "config.json"
 
 
 def decision_cuts(threshold: float, uncertain_band: float, fake_above: float | None = None) -> tuple[float, float]:
@@ -90,6 +93,14 @@ class DetectorConfig:
         if self.num_frames > 1:
             return (batch_size, self.num_frames, *size)
         return (batch_size, *size)
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> "DetectorConfig":
+        """A model folder's config.json, read without loading its weights (cards, reports, operating points)."""
+        path = Path(folder) / CONFIG_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{folder} has no {CONFIG_NAME}: not a released model folder")
+        return cls(**json.loads(path.read_text()))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

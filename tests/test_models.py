@@ -220,6 +220,14 @@ def test_missing_folder_and_missing_files_are_model_load_errors(tmp_path, saved_
         load_detector(saved_resnet8)
 
 
+def test_config_is_read_from_a_folder_without_its_weights(tmp_path, saved_resnet8):
+    loaded = load_detector(saved_resnet8).config
+    (saved_resnet8 / "model.safetensors").unlink()
+    assert DetectorConfig.from_folder(saved_resnet8) == loaded
+    with pytest.raises(FileNotFoundError, match="no config.json"):
+        DetectorConfig.from_folder(tmp_path)
+
+
 def test_threshold_outside_zero_one_is_refused():
     with pytest.raises(ValueError):
         default_config("resnet8", threshold=1.0)

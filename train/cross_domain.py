@@ -130,7 +130,7 @@ def read_scores(path: Path) -> tuple[list[Scored], list[str]]:
 
 def load_configs(specs: dict[str, str]) -> dict[str, DetectorConfig]:
     """Each model's config.json (threshold, uncertain band) without loading its weights."""
-    return {name: DetectorConfig(**json.loads((resolve_model_dir(spec) / "config.json").read_text()))
+    return {name: DetectorConfig.from_folder(resolve_model_dir(spec))
             for name, spec in specs.items()}
 
 

@@ -13,7 +13,6 @@ a placeholder until ``train.release`` chooses the operating point.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shlex
 import sys
@@ -33,10 +32,9 @@ SHARED_FIELDS = ("mean", "std", "face_margin", "crop_pct", "num_frames", "labels
 
 
 def _member_config(folder: Path) -> DetectorConfig:
-    path = folder / "config.json"
-    if not path.is_file() or not (folder / WEIGHTS_NAME).is_file():
+    if not (folder / WEIGHTS_NAME).is_file():
         raise FileNotFoundError(f"{folder} is not a released model folder (config.json + {WEIGHTS_NAME})")
-    return DetectorConfig(**json.loads(path.read_text()))
+    return DetectorConfig.from_folder(folder)
 
 
 def build_ensemble(members: list[Path], out: Path, command: str) -> Path:

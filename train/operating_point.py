@@ -72,7 +72,7 @@ def choose(model: Path, val_scores: Path, photo_scores_csv: Path, name: str | No
     """The operating point of ``model`` (a local folder); with ``write`` it goes into its config.json. With
     ``photo_files`` the cap holds on those photos only (the half no student distilled on); with ``degraded`` (a
     ``train.photo_robustness`` result of this model) also on their faces after each upload degradation."""
-    config = DetectorConfig(**json.loads((model / "config.json").read_text()))
+    config = DetectorConfig.from_folder(model)
     name = name or model.name
     band = config.uncertain_band if band is None else band
     _, _, y, p = read_val_scores(val_scores)
