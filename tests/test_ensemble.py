@@ -104,3 +104,12 @@ def test_one_member_or_a_missing_folder_is_an_error(tmp_path, capsys):
         ensemble_main(["--member", str(first), "--member", str(tmp_path / "nope"), "--out", str(tmp_path / "pair")])
     assert exit_info.value.code == 2
     assert "is not a released model folder" in capsys.readouterr().err
+
+
+def test_a_first_member_with_other_arch_args_is_refused(tmp_path, capsys):
+    first = _member(tmp_path / "a", 64, seed=0, arch_args={"widths": [8, 16, 32]})
+    second = _member(tmp_path / "b", 64, seed=1)
+    with pytest.raises(SystemExit) as exit_info:
+        ensemble_main(["--member", str(first), "--member", str(second), "--out", str(tmp_path / "pair")])
+    assert exit_info.value.code == 2
+    assert "differ from resnet8's registered ones" in capsys.readouterr().err

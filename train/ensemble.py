@@ -41,11 +41,12 @@ def build_ensemble(members: list[Path], out: Path, command: str) -> Path:
     """Write ``out/config.json`` and ``out/model.safetensors`` for the logit average of ``members``."""
     configs = [_member_config(m) for m in members]
     first = configs[0]
-    for folder, cfg in zip(members[1:], configs[1:]):
+    for folder, cfg in zip(members, configs):
         differ = [f for f in SHARED_FIELDS if getattr(cfg, f) != getattr(first, f)]
         if differ:
             raise ValueError(f"{folder} preprocesses faces unlike {members[0]} ({', '.join(differ)}): its logits "
                              f"cannot be averaged on one crop")
+        # logit_average rebuilds each member from its registered defaults, the first member too
         if cfg.arch_args != default_config(cfg.arch).arch_args:
             raise ValueError(f"{folder}: arch_args {cfg.arch_args} differ from {cfg.arch}'s registered ones")
     config = default_config(
