@@ -84,6 +84,14 @@ def _is_file_scores(spec: str) -> bool:
         return "file" in (csv.DictReader(f).fieldnames or [])
 
 
+def file_groups(files: list[str], group_regex: str | None) -> list[str]:
+    """The resampling group of each file: the first group of ``group_regex`` in its name where it matches (the two
+    halves of one clip together), else the file alone."""
+    pattern = re.compile(group_regex) if group_regex else None
+    matches = [pattern.search(Path(file).name) if pattern else None for file in files]
+    return [match.group(1) if match else file for match, file in zip(matches, files)]
+
+
 def compare_files(spec_a: str, spec_b: str, group_regex: str | None = None, n_boot: int = 1000) -> dict:
     """Paired bootstrap over the files both models scored, resampling the groups ``group_regex`` makes (files whose
     names match share its first group; any other file is its own group). ``left_out`` counts the files only one
@@ -95,15 +103,9 @@ def compare_files(spec_a: str, spec_b: str, group_regex: str | None = None, n_bo
     differ = [f for f in files if a[f][0] != b[f][0]]
     if differ:
         raise ValueError(f"the two files label {differ[0]} differently")
-    pattern = re.compile(group_regex) if group_regex else None
-
-    def group(file: str) -> str:
-        match = pattern.search(Path(file).name) if pattern else None
-        return match.group(1) if match else file
-
     y = np.array([a[f][0] == "fake" for f in files], dtype=int)
     result = paired_auc_difference(y, [a[f][1] for f in files], [b[f][1] for f in files],
-                                   [group(f) for f in files], n_boot=n_boot)
+                                   file_groups(files, group_regex), n_boot=n_boot)
     return result | {"a": name_a, "b": name_b, "files": len(files),
                      "left_out": len(set(a) ^ set(b))}
 

@@ -1,10 +1,9 @@
 """The 160 px DFDC-only control against its self-blended sibling, alone and each averaged with the teacher."""
-import re
-
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from train.compare import file_groups
 from train.metrics import paired_auc_difference
 
 S, C = "docs/runs/teacher-sbi-160/scores", "docs/runs/teacher-dfdc-160/scores"
@@ -25,8 +24,7 @@ wild = (pd.read_csv(f"{S}/wild_scores_teacher.csv")[["file", "label", "teacher_p
         .merge(pd.read_csv(f"{C}/wild_scores.csv")[["file", "teacher-dfdc-160_p_fake"]], on="file"))
 wild.columns = ["file", "label", "teacher", "sbi", "dfdc"]
 wild["y"] = (wild.label == "fake").astype(int)
-wild["group"] = [m.group(1) if (m := re.search(r"^(.*)_(left_real|right_swapped)", f.split("/")[-1])) else f
-                 for f in wild.file]
+wild["group"] = file_groups(list(wild.file), r"^(.*)_(left_real|right_swapped)")
 for name, df, y in (("DFDC validation", val, val.label), ("wild_dev", wild, wild.y)):
     s = {k: logit(df[k]) for k in ("teacher", "sbi", "dfdc")}
     s["teacher+sbi"], s["teacher+dfdc"] = s["teacher"] + s["sbi"], s["teacher"] + s["dfdc"]
