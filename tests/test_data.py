@@ -13,7 +13,7 @@ from PIL import Image
 
 from deepfake_space.models import default_config
 from deepfake_space.transforms import build_eval_transform
-from train.data import TorchImageDataset, content_fingerprint, load_split, real_rows, subset
+from train.data import TorchImageDataset, content_fingerprint, fewer_fakes, load_split, real_rows, subset
 
 torch.set_num_threads(1)
 
@@ -121,6 +121,20 @@ def test_real_only_keeps_every_real_row_and_no_fake(val_file):
     assert set(reals["label"]) == {0}
     assert len(reals) == rows["label"].count(0) > 0
     assert reals["group"] == [g for g, label in zip(rows["group"], rows["label"]) if label == 0]
+
+
+@needs_data
+def test_fewer_fakes_keeps_every_real_and_a_seeded_share_of_fakes(val_file):
+    rows = subset(val_file, 200, seed=0)
+    rows = rows.add_column("row", list(range(len(rows))))
+    kept = fewer_fakes(rows, 10, seed=1)
+    assert kept["label"].count(1) == 10
+    reals = [i for i, label in enumerate(rows["label"]) if label == 0]
+    assert [i for i, label in zip(kept["row"], kept["label"]) if label == 0] == reals
+    assert kept["row"] == sorted(kept["row"])
+    assert kept["row"] == fewer_fakes(rows, 10, seed=1)["row"]
+    assert kept["row"] != fewer_fakes(rows, 10, seed=2)["row"]
+    assert len(fewer_fakes(rows, 10**6)) == len(rows)
 
 
 @needs_data

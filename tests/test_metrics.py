@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from train.metrics import (compute_metrics, equal_error_rate, expected_calibration_error, paired_auc_difference,
-                           pick_threshold)
+from sklearn.metrics import roc_auc_score
+
+from train.metrics import (compute_metrics, equal_error_rate, expected_calibration_error, logit_mean,
+                           paired_auc_difference, pick_threshold)
 
 METRICS = {"accuracy", "macro_f1", "roc_auc", "average_precision", "eer", "log_loss", "ece"}
 
@@ -152,6 +154,49 @@ def test_compare_reads_two_score_files_of_the_same_rows(tmp_path):
     write_scores(tmp_path / "other.csv", index[:-1], groups[:-1], y[:-1], b[:-1])
     with pytest.raises(ValueError, match="score different rows"):
         compare(tmp_path / "a.csv", tmp_path / "other.csv")
+
+
+def test_logit_mean_is_the_softmax_of_averaged_two_class_logits():
+    z = np.random.default_rng(0).normal(0, 3, size=(2, 50, 2))
+    p = np.exp(z[..., 1]) / np.exp(z).sum(-1)
+    averaged = z.mean(0)
+    assert np.allclose(logit_mean([p[0], p[1]]), np.exp(averaged[:, 1]) / np.exp(averaged).sum(-1))
+    assert np.allclose(logit_mean([p[0], p[0]]), p[0])
+    assert logit_mean([np.array([0.9]), np.array([0.1])]) == pytest.approx(0.5)
+
+
+def test_compare_joins_score_files_with_plus_into_their_logit_average(tmp_path):
+    from train.compare import compare, compare_files, compare_named, read_side
+    from train.cross_domain import Scored, write_scores as write_file_scores
+    from train.evaluate import write_scores
+
+    y, groups, a, b = _two_models()
+    pa, pb = 1 / (1 + np.exp(-a)), 1 / (1 + np.exp(-b))
+    index = np.arange(len(y))
+    write_scores(tmp_path / "a.csv", index, groups, y, pa)
+    write_scores(tmp_path / "b.csv", index, groups, y, pb)
+    pair = f"{tmp_path / 'a.csv'}+{tmp_path / 'b.csv'}"
+    assert np.allclose(read_side(pair)[3], logit_mean([pa, pb]), atol=1e-5)  # the files keep 6 digits
+    out = compare(pair, tmp_path / "b.csv", n_boot=200)
+    assert out["auc_a"] == pytest.approx(roc_auc_score(y, a + b))
+    write_scores(tmp_path / "other.csv", index[:-1], groups[:-1], y[:-1], pb[:-1])
+    with pytest.raises(ValueError, match="score different rows"):
+        read_side(f"{tmp_path / 'a.csv'}+{tmp_path / 'other.csv'}")
+
+    files = [f"clip{i}.mp4" for i in range(len(y))]
+    labels = ["fake" if v else "real" for v in y]
+    write_file_scores(tmp_path / "wild.csv", [Scored(f, lab, "ok", {"a": float(x), "b": float(z)})
+                                              for f, lab, x, z in zip(files, labels, pa, pb)], ["a", "b"])
+    joined = compare_files(f"{tmp_path / 'wild.csv'}:a+{tmp_path / 'wild.csv'}:b", f"{tmp_path / 'wild.csv'}:b",
+                           n_boot=200)
+    assert joined["a"] == f"{tmp_path.name}/a+{tmp_path.name}/b" and joined["files"] == len(y)
+    assert joined["auc_a"] == pytest.approx(roc_auc_score(y, a + b))
+    rows_named, files_named = (compare_named({"a": str(tmp_path / "a.csv"), "b": str(tmp_path / "b.csv")},
+                                             [("a+b", "b")], n_boot=200),
+                               compare_named({"a": f"{tmp_path / 'wild.csv'}:a", "b": f"{tmp_path / 'wild.csv'}:b"},
+                                             [("a+b", "b")], n_boot=200))
+    assert rows_named[0]["a"] == "a+b" and rows_named[0]["auc_a"] == pytest.approx(out["auc_a"])
+    assert files_named[0]["difference"] == pytest.approx(joined["difference"])
 
 
 def test_compare_files_pairs_videos_and_resamples_named_groups(tmp_path):

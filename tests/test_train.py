@@ -226,11 +226,21 @@ def test_self_blends_transfer_rows_and_degradations_train_and_are_recorded(tmp_p
     out = tmp_path / "run"
     proc = _run([sys.executable, *_train_args(out, "--epochs", "1", "--sbi", "--landmark-cache",
                                               str(tmp_path / "landmarks"), "--extra-train", str(extra_dir),
-                                              "--degrade", "1.0")])
+                                              "--degrade", "1.0", "--fake-subset", "2")])
     assert "self-blended images:" in proc.stderr
     assert any((tmp_path / "landmarks").glob("landmarks-*.npz"))
     training = load_detector(out / "best").config.training
     assert training["sbi"] is True and training["extra_train"] == str(extra_dir) and training["degrade"] == 1.0
+    assert training["fake_subset"] == 2
+
+
+def test_real_only_and_fake_subset_exclude_each_other(capsys):
+    from train.train import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "resnet8", "--data", "unused", "--output-dir", "unused", "--real-only",
+                    "--fake-subset", "10"])
+    assert "exclude each other" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flags", [["--teacher-logits", "cache.safetensors"], ["--teacher-views", "2"]])

@@ -5,6 +5,7 @@
     python -m train.compare runs/scores/student-kd.csv runs/scores/student-scratch.csv
     python -m train.compare new/wild_scores.csv:teacher-sbi old/wild_scores.csv:teacher \
         --group-regex '^(.*)_(left_real|right_swapped)'
+    python -m train.compare teacher.csv+sibling.csv teacher.csv      # the pair the two would make, from scores
 
 Whether distillation helped is a question about a difference, and two overlapping per-model CIs do not
 answer it; resampling source videos (the ``group`` column) keeps correlated crops together.
@@ -13,6 +14,10 @@ The second form compares two models on the out-of-domain videos: ``train.cross_d
 (``wild_scores.csv``), one column each (``FILE:MODEL``; the model may be left out when the file has one). Only files
 both models scored are compared. ``--group-regex`` resamples together the files whose names share its first group,
 such as the two halves of one DeepFaceLive demo clip in ``wild_dev``, which share a processing history.
+
+A side may join several score files with ``+``: the models' logits averaged with equal weights (``logit_mean``), the
+score of the ``train.ensemble`` pair they would make (up to its in-network resize), to decide whether building and
+measuring that pair is worth it.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import numpy as np
 
 from deepfake_space.report import STATUS_OK
 from train.cross_domain import read_scores as read_file_scores
-from train.metrics import paired_auc_difference
+from train.metrics import logit_mean, paired_auc_difference
 
 logger = logging.getLogger("compare")
 
@@ -44,12 +49,35 @@ def read_scores(path: Path) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarr
             np.array([int(r["label"]) for r in rows]), np.array([float(r["p_fake"]) for r in rows]))
 
 
-def compare(scores_a: Path, scores_b: Path, by_group: bool = True, n_boot: int = 1000) -> dict[str, float]:
-    index_a, groups, y, p_a = read_scores(scores_a)
-    index_b, _, y_b, p_b = read_scores(scores_b)
-    if not (np.array_equal(index_a, index_b) and np.array_equal(y, y_b)):
-        raise ValueError(f"{scores_a} and {scores_b} score different rows: evaluate both on the same split "
+def read_side(spec: str | Path) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """``read_scores`` of one file, or of ``A+B+...``: the logit average of files that score the same rows."""
+    parts = _side_parts(str(spec))
+    index, groups, y, p = read_scores(Path(parts[0]))
+    ps = [p]
+    for part in parts[1:]:
+        index_b, _, y_b, p_b = read_scores(Path(part))
+        _check_same_rows(parts[0], part, (index, y), (index_b, y_b))
+        ps.append(p_b)
+    return index, groups, y, logit_mean(ps) if len(ps) > 1 else p
+
+
+def _side_parts(spec: str) -> list[str]:
+    """The files of a side: ``spec`` itself where it names a file, else its ``+``-separated parts."""
+    return [spec] if Path(spec).is_file() or "+" not in spec else spec.split("+")
+
+
+def _check_same_rows(name_a: str | Path, name_b: str | Path, a: tuple[np.ndarray, np.ndarray],
+                     b: tuple[np.ndarray, np.ndarray]) -> None:
+    """``a`` and ``b`` are (index, label) arrays of two score files, which must score the same rows."""
+    if not (np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])):
+        raise ValueError(f"{name_a} and {name_b} score different rows: evaluate both on the same split "
                          "with the same --limit")
+
+
+def compare(scores_a: Path | str, scores_b: Path | str, by_group: bool = True, n_boot: int = 1000) -> dict[str, float]:
+    index_a, groups, y, p_a = read_side(scores_a)
+    index_b, _, y_b, p_b = read_side(scores_b)
+    _check_same_rows(scores_a, scores_b, (index_a, y), (index_b, y_b))
     return paired_auc_difference(y, p_a, p_b, groups if by_group else None, n_boot=n_boot)
 
 
@@ -68,6 +96,22 @@ def _file_scores(spec: str) -> tuple[str, dict[str, tuple[str, float]]]:
         raise ValueError(f"{path} has no scores for model {model!r}; it has {names}")
     scored = {r.file: (r.label, r.p_fake[model]) for r in rows if r.status == STATUS_OK}
     return f"{path.parent.name}/{model}", scored
+
+
+def read_file_side(spec: str) -> tuple[str, dict[str, tuple[str, float]]]:
+    """``_file_scores`` of one ``FILE[:MODEL]``, or of ``A+B+...``: the logit average over the files all of them
+    scored."""
+    sides = [_file_scores(part) for part in _side_parts(spec)]
+    if len(sides) == 1:
+        return sides[0]
+    files = sorted(set.intersection(*(set(scored) for _, scored in sides)))
+    averaged = {}
+    for file in files:
+        labels = {scored[file][0] for _, scored in sides}
+        if len(labels) > 1:
+            raise ValueError(f"the files of {spec} label {file} differently")
+        averaged[file] = (labels.pop(), float(logit_mean([scored[file][1] for _, scored in sides])))
+    return "+".join(name for name, _ in sides), averaged
 
 
 def _split_spec(spec: str) -> tuple[Path, str]:
@@ -96,7 +140,7 @@ def compare_files(spec_a: str, spec_b: str, group_regex: str | None = None, n_bo
     """Paired bootstrap over the files both models scored, resampling the groups ``group_regex`` makes (files whose
     names match share its first group; any other file is its own group). ``left_out`` counts the files only one
     of the two scored."""
-    (name_a, a), (name_b, b) = _file_scores(spec_a), _file_scores(spec_b)
+    (name_a, a), (name_b, b) = read_file_side(spec_a), read_file_side(spec_b)
     files = sorted(set(a) & set(b))
     if not files:
         raise ValueError(f"{spec_a} and {spec_b} have no scored file in common")
@@ -110,6 +154,24 @@ def compare_files(spec_a: str, spec_b: str, group_regex: str | None = None, n_bo
                      "left_out": len(set(a) ^ set(b))}
 
 
+def compare_named(files: dict[str, str], pairs: list[tuple[str, str]], group_regex: str | None = None,
+                  n_boot: int = 1000) -> list[dict]:
+    """``compare`` (or ``compare_files``, for cross_domain CSVs) of each (A, B) in ``pairs``, whose sides are names of
+    ``files`` joined by ``+`` ("teacher+sibling": their logit average): the records in docs/runs compare several
+    models and pairs of them on the same rows this way."""
+    def spec(side: str) -> str:
+        return "+".join(files[name] for name in side.split("+"))
+
+    results = []
+    for a, b in pairs:
+        if _is_file_scores(_side_parts(spec(a))[0]):
+            result = compare_files(spec(a), spec(b), group_regex, n_boot)
+        else:
+            result = compare(spec(a), spec(b), n_boot=n_boot)
+        results.append(result | {"a": a, "b": b})
+    return results
+
+
 def _compare_files_cli(args: argparse.Namespace) -> None:
     result = compare_files(args.scores_a, args.scores_b, args.group_regex, args.n_boot)
     logger.info("%s vs %s on %d files: AUC %.4f vs %.4f, difference %+.4f (95 %% CI %+.4f to %+.4f; %d resamples of "
@@ -119,10 +181,10 @@ def _compare_files_cli(args: argparse.Namespace) -> None:
 
 
 def _compare_rows_cli(args: argparse.Namespace) -> None:
-    scores_a, scores_b = Path(args.scores_a), Path(args.scores_b)
-    result = compare(scores_a, scores_b, args.by_group, args.n_boot)
+    result = compare(args.scores_a, args.scores_b, args.by_group, args.n_boot)
+    names = ["+".join(Path(part).stem for part in _side_parts(spec)) for spec in (args.scores_a, args.scores_b)]
     logger.info("%s vs %s: AUC %.4f vs %.4f, difference %+.4f (95 %% CI %+.4f to %+.4f; %d resamples of %d %s; "
-                "A not better in %.1f %% of them)", scores_a.stem, scores_b.stem, result["auc_a"],
+                "A not better in %.1f %% of them)", *names, result["auc_a"],
                 result["auc_b"], result["difference"], result["ci_low"], result["ci_high"], result["n_boot"],
                 result["units"], "groups" if args.by_group else "rows", 100 * result["p_not_better"])
     print(json.dumps(result, indent=2))
@@ -132,7 +194,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("scores_a", help="scores CSV of model A (train.evaluate --scores), or FILE[:MODEL] of a "
-                                    "train.cross_domain scores CSV")
+                                    "train.cross_domain scores CSV; several joined by + for their logit average")
     p.add_argument("scores_b", help="the same of model B")
     p.add_argument("--by-row", dest="by_group", action="store_false",
                    help="resample single rows instead of whole groups (source videos)")
@@ -141,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n-boot", dest="n_boot", type=int, default=1000)
     args = p.parse_args(argv)
     try:
-        if _is_file_scores(args.scores_a):
+        if _is_file_scores(_side_parts(args.scores_a)[0]):
             _compare_files_cli(args)
         else:
             _compare_rows_cli(args)

@@ -92,7 +92,16 @@ def subset(ds: Dataset, n: int | None, seed: int = 0) -> Dataset:
 
 def real_rows(rows: Dataset) -> Dataset:
     """The rows labelled real (0): a self-blended run's only fakes are then its blends (``--real-only``)."""
-    return rows.filter(lambda labels: [label == 0 for label in labels], input_columns="label", batched=True)
+    return fewer_fakes(rows, 0)
+
+
+def fewer_fakes(rows: Dataset, n: int, seed: int = 0) -> Dataset:
+    """Every real row and a seeded ``n`` of the fake rows, in their order (``--fake-subset``): with ``--sbi`` the
+    self-blends then weigh more among the fakes without losing a real, each of which is a blend's source."""
+    labels = np.asarray(rows["label"])
+    fakes = np.flatnonzero(labels == 1)
+    kept = np.random.default_rng(seed).permutation(fakes)[:n]
+    return rows.select(np.sort(np.concatenate([np.flatnonzero(labels == 0), kept])))
 
 
 def with_extra(rows: Dataset, extra_train: str | Path | None, repeat: int = 1) -> Dataset:

@@ -190,6 +190,14 @@ def pick_operating_point(y_val: np.ndarray, p_val: np.ndarray, p_real_photos: np
     }
 
 
+def logit_mean(ps: list[np.ndarray]) -> np.ndarray:
+    """P(fake) of the equal-weight average of the models' logits, from their P(fake) alone: what
+    ``train.ensemble``'s two-class ``logit_average`` would give, since softmax P(fake) is sigmoid(z_fake - z_real)."""
+    clipped = [np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7) for p in ps]
+    z = np.mean([np.log(p) - np.log1p(-p) for p in clipped], axis=0)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
 def rows_by_group(groups: list[str]) -> dict[str, list[int]]:
     """Row indices of each group (source video), groups in order of first appearance."""
     rows: dict[str, list[int]] = {}

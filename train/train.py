@@ -40,7 +40,7 @@ from deepfake_space.config import DetectorConfig
 from deepfake_space.models import DeepfakeDetector, default_config, load_detector, load_init_weights
 from deepfake_space.transforms import (build_eval_transform, build_train_transform, convert_input, model_layout,
                                        resize_size)
-from train.data import TorchImageDataset, load_split, real_rows, subset, with_extra
+from train.data import TorchImageDataset, fewer_fakes, load_split, real_rows, subset, with_extra
 from train.decoded import decoded_images
 from train.degradations import RandomDegradation
 from train.distillation import DistillationLoss
@@ -269,6 +269,8 @@ def training_function(args: argparse.Namespace) -> float:
         train_rows = subset(load_split(args.data, args.train_split), args.train_subset, args.seed)
         if args.real_only:
             train_rows = real_rows(train_rows)
+        elif args.fake_subset is not None:
+            train_rows = fewer_fakes(train_rows, args.fake_subset, args.seed)
         train_rows = with_extra(train_rows, args.extra_train, args.extra_repeat)
         val_rows = subset(load_split(args.data, args.val_split), args.val_subset, args.seed)
     val_images = None
@@ -391,7 +393,8 @@ def save_release(model: DeepfakeDetector, folder: Path, y_val: np.ndarray, p_val
         "teacher_views": args.teacher_views or None,
         "teacher_views_seed": args.teacher_views_seed if args.teacher_views else None,
         "alpha": args.alpha if distils(args) else None, "temperature": args.temperature if distils(args) else None,
-        "sbi": bool(args.sbi), "real_only": bool(args.real_only), "extra_train": args.extra_train,
+        "sbi": bool(args.sbi), "real_only": bool(args.real_only), "fake_subset": args.fake_subset,
+        "extra_train": args.extra_train,
         "extra_repeat": args.extra_repeat if args.extra_train else None,
         "extra_train_record": extra_train_record(args.extra_train), "degrade": args.degrade or None,
         "degrade_off": args.degrade_off or None,
@@ -449,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--real-only", action="store_true",
                    help="keep only the real rows of the training split (after --train-subset): with --sbi the "
                         "self-blends are the only fakes, as in Shiohara & Yamasaki's recipe")
+    p.add_argument("--fake-subset", type=int,
+                   help="keep every real row and a seeded this many fake rows of the training split (after "
+                        "--train-subset): with --sbi the self-blends weigh more among the fakes")
     p.add_argument("--landmark-cache", default="cache/landmarks", help="folder of the cached 68-point landmarks")
     p.add_argument("--kd", choices=["kl", "mse", "none"], default="kl",
                    help="distillation loss; none: labels only, on the pixels of --teacher-views (a control run)")
@@ -480,6 +486,8 @@ def parse_args(argv: list[str] | None = None, recipe_values: dict | None = None)
             raise ValueError(f"a recipe sets options train.train does not have: {', '.join(unknown)}")
         p.set_defaults(**recipe_values)
     args = p.parse_args(argv)
+    if args.real_only and args.fake_subset is not None:
+        p.error("--real-only keeps no fake row: it and --fake-subset exclude each other")
     if args.config is None:
         missing = [f"--{name}" for name in ("model", "data", "output_dir") if getattr(args, name) is None]
         if missing:

@@ -1,0 +1,45 @@
+"""teacher-sbi-160 and its three further cycles (blends' share of the fakes 2/5, 2/3, all), alone and each averaged
+with the released teacher as in teacher-pair (run from the repository root). The operating point of each pair is
+the release rule without the degraded photos: the validation macro-F1 threshold, raised until at most 2 % of the 150
+unseen photos are called fake."""
+import numpy as np
+
+from train.compare import compare_named, read_file_side, read_side
+from train.cross_domain import PHOTOS_DIR
+from train.data import photo_halves
+from train.metrics import pick_operating_point
+
+T, R = "docs/runs/teacher-sbi-160/scores", "docs/runs/teacher-sbi-160-blend-share/scores"
+RUNS = ("fewfakes", "blendsonly", "more")
+VAL = {"teacher": f"{T}/val_scores_teacher.csv", "sbi160": f"{T}/val_scores.csv",
+       **{run: f"{R}/val_scores_{run}.csv" for run in RUNS}}
+WILD = {"teacher": f"{T}/wild_scores_teacher.csv", "sbi160": f"{T}/wild_scores.csv",
+        **{run: f"{R}/wild_scores.csv:{run}" for run in RUNS}}
+PHOTOS = {"teacher": f"{R}/photo_scores_teacher.csv", "sbi160": f"{T}/photo_scores.csv",
+          **{run: f"{R}/photo_scores.csv:{run}" for run in RUNS}}
+PAIRS = [(run, "sbi160") for run in RUNS] + [(f"teacher+{run}", "teacher+sbi160") for run in RUNS]
+UNSEEN = {f.name for f in photo_halves(PHOTOS_DIR)[1]}
+
+
+def row(r: dict) -> str:
+    return (f"  {r['a']} ({r['auc_a']:.4f}) - {r['b']} ({r['auc_b']:.4f}): {100 * r['difference']:+.2f} points "
+            f"({100 * r['ci_low']:+.2f} to {100 * r['ci_high']:+.2f}, {r['units']} groups)")
+
+
+for name, files, group_regex in (("DFDC validation", VAL, None),
+                                 ("wild_dev", WILD, r"^(.*)_(left_real|right_swapped)")):
+    print(f"== {name}")
+    for r in compare_named(files, PAIRS, group_regex):
+        print(row(r))
+
+print("== operating point of each pair (2 % cap on the 150 unseen photos, band 0.1)")
+for member in ("sbi160", *RUNS):
+    _, _, y, p = read_side(f"{VAL['teacher']}+{VAL[member]}")
+    _, photos = read_file_side(f"{PHOTOS['teacher']}+{PHOTOS[member]}")
+    unseen = np.array([p_fake for file, (_, p_fake) in photos.items() if file in UNSEEN])
+    point = pick_operating_point(y, p, unseen)
+    chosen, free = point["validation"], point["unconstrained"]
+    print(f"  teacher+{member}: threshold {point['threshold']:.3f} (unconstrained {free['threshold']:.3f}); "
+          f"DFDC fakes called fake {100 * chosen['fake_recall']:.1f} % (unconstrained {100 * free['fake_recall']:.1f} "
+          f"%), reals called fake {100 * chosen['false_fake_rate']:.1f} %; unseen photos called fake "
+          f"{100 * point['photo_false_fake_rate']:.1f} % (unconstrained {100 * free['photo_false_fake_rate']:.1f} %)")
