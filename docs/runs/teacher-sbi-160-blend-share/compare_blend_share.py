@@ -17,7 +17,10 @@ WILD = {"teacher": f"{T}/wild_scores_teacher.csv", "sbi160": f"{T}/wild_scores.c
         **{run: f"{R}/wild_scores.csv:{run}" for run in RUNS}}
 PHOTOS = {"teacher": f"{R}/photo_scores_teacher.csv", "sbi160": f"{T}/photo_scores.csv",
           **{run: f"{R}/photo_scores.csv:{run}" for run in RUNS}}
-PAIRS = [(run, "sbi160") for run in RUNS] + [(f"teacher+{run}", "teacher+sbi160") for run in RUNS]
+# each mix against the control (the same further cycle on teacher-sbi-160's own mix), and the control against where
+# all three started; alone and averaged with the teacher
+PAIRS = [(a, b) for pre in ("", "teacher+") for a, b in (
+    (f"{pre}fewfakes", f"{pre}more"), (f"{pre}blendsonly", f"{pre}more"), (f"{pre}more", f"{pre}sbi160"))]
 UNSEEN = {f.name for f in photo_halves(PHOTOS_DIR)[1]}
 
 
