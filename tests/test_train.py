@@ -234,13 +234,16 @@ def test_self_blends_transfer_rows_and_degradations_train_and_are_recorded(tmp_p
     assert training["fake_subset"] == 2
 
 
-def test_real_only_and_fake_subset_exclude_each_other(capsys):
+def test_real_only_and_fake_subset_exclude_each_other_and_a_negative_subset_is_refused(capsys):
     from train.train import parse_args
 
     with pytest.raises(SystemExit):
         parse_args(["--model", "resnet8", "--data", "unused", "--output-dir", "unused", "--real-only",
                     "--fake-subset", "10"])
     assert "exclude each other" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "resnet8", "--data", "unused", "--output-dir", "unused", "--fake-subset", "-1"])
+    assert "must be 0 or more" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("flags", [["--teacher-logits", "cache.safetensors"], ["--teacher-views", "2"]])

@@ -488,6 +488,8 @@ def parse_args(argv: list[str] | None = None, recipe_values: dict | None = None)
     args = p.parse_args(argv)
     if args.real_only and args.fake_subset is not None:
         p.error("--real-only keeps no fake row: it and --fake-subset exclude each other")
+    if args.fake_subset is not None and args.fake_subset < 0:
+        p.error(f"--fake-subset must be 0 or more, got {args.fake_subset}")
     if args.config is None:
         missing = [f"--{name}" for name in ("model", "data", "output_dir") if getattr(args, name) is None]
         if missing:
