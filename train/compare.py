@@ -122,6 +122,11 @@ def _split_spec(spec: str) -> tuple[Path, str]:
     return Path(path), model
 
 
+def _is_file_side(spec: str) -> bool:
+    """Whether a side (one spec or several joined by ``+``) holds ``train.cross_domain`` scores: its first file says."""
+    return _is_file_scores(_side_parts(spec)[0])
+
+
 def _is_file_scores(spec: str) -> bool:
     """Whether ``spec`` names a ``train.cross_domain`` scores CSV (a ``file`` column) rather than an evaluate one."""
     with _split_spec(spec)[0].open(newline="") as f:
@@ -164,12 +169,19 @@ def compare_named(files: dict[str, str], pairs: list[tuple[str, str]], group_reg
 
     results = []
     for a, b in pairs:
-        if _is_file_scores(_side_parts(spec(a))[0]):
+        if _is_file_side(spec(a)):
             result = compare_files(spec(a), spec(b), group_regex, n_boot)
         else:
             result = compare(spec(a), spec(b), n_boot=n_boot)
         results.append(result | {"a": a, "b": b})
     return results
+
+
+def describe(result: dict) -> str:
+    """One ``compare_named`` result as a line: both AUCs, and the difference with its CI in points."""
+    return (f"{result['a']} ({result['auc_a']:.4f}) - {result['b']} ({result['auc_b']:.4f}): "
+            f"{100 * result['difference']:+.2f} points ({100 * result['ci_low']:+.2f} to "
+            f"{100 * result['ci_high']:+.2f}, {result['units']} groups)")
 
 
 def _compare_files_cli(args: argparse.Namespace) -> None:
@@ -203,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n-boot", dest="n_boot", type=int, default=1000)
     args = p.parse_args(argv)
     try:
-        if _is_file_scores(_side_parts(args.scores_a)[0]):
+        if _is_file_side(args.scores_a):
             _compare_files_cli(args)
         else:
             _compare_rows_cli(args)

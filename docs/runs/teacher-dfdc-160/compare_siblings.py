@@ -1,6 +1,6 @@
 """The 160 px DFDC-only control against its self-blended sibling, alone and each averaged with the teacher (run from
 the repository root)."""
-from train.compare import compare_named
+from train.compare import compare_named, describe
 
 S, C = "docs/runs/teacher-sbi-160/scores", "docs/runs/teacher-dfdc-160/scores"
 SETS = {
@@ -14,5 +14,4 @@ PAIRS = [("sbi", "dfdc"), ("teacher+sbi", "teacher+dfdc"), ("teacher+dfdc", "tea
 for name, (files, group_regex) in SETS.items():
     print(f"== {name}")
     for r in compare_named(files, PAIRS, group_regex):
-        print(f"  {r['a']} ({r['auc_a']:.4f}) - {r['b']} ({r['auc_b']:.4f}): {100 * r['difference']:+.2f} points "
-              f"({100 * r['ci_low']:+.2f} to {100 * r['ci_high']:+.2f}, {r['units']} groups)")
+        print("  " + describe(r))

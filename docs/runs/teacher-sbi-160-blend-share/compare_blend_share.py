@@ -4,7 +4,7 @@ the release rule without the degraded photos: the validation macro-F1 threshold,
 unseen photos are called fake."""
 import numpy as np
 
-from train.compare import compare_named, read_file_side, read_side
+from train.compare import compare_named, describe, read_file_side, read_side
 from train.cross_domain import PHOTOS_DIR
 from train.data import photo_halves
 from train.metrics import pick_operating_point
@@ -24,16 +24,11 @@ PAIRS = [(a, b) for pre in ("", "teacher+") for a, b in (
 UNSEEN = {f.name for f in photo_halves(PHOTOS_DIR)[1]}
 
 
-def row(r: dict) -> str:
-    return (f"  {r['a']} ({r['auc_a']:.4f}) - {r['b']} ({r['auc_b']:.4f}): {100 * r['difference']:+.2f} points "
-            f"({100 * r['ci_low']:+.2f} to {100 * r['ci_high']:+.2f}, {r['units']} groups)")
-
-
 for name, files, group_regex in (("DFDC validation", VAL, None),
                                  ("wild_dev", WILD, r"^(.*)_(left_real|right_swapped)")):
     print(f"== {name}")
     for r in compare_named(files, PAIRS, group_regex):
-        print(row(r))
+        print("  " + describe(r))
 
 print("== operating point of each pair (2 % cap on the 150 unseen photos, band 0.1)")
 for member in ("sbi160", *RUNS):
