@@ -38,6 +38,8 @@ from train.metrics import logit_mean, paired_auc_difference
 
 logger = logging.getLogger("compare")
 
+WILD_DEV_GROUPS = r"^(.*)_(left_real|right_swapped)"  # --group-regex for wild_dev: a DeepFaceLive demo clip's halves
+
 
 def read_scores(path: Path) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
     """(index, group, label, p_fake) columns of a ``train.evaluate --scores`` CSV."""

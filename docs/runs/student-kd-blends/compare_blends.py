@@ -1,22 +1,35 @@
 """KD against its labels-only control after one cycle on teacher-pair's bank with self-blends (KD at alpha 0.5 and
-0.9), and each against the released student it restarted from and the cycle without blends
-(docs/runs/student-kd-pair); run from the repository root."""
-from train.compare import compare_named, describe
+0.9), each against the released student it restarted from and the cycle without blends (docs/runs/student-kd-pair);
+then whether each model learned to see self-blends: ROC-AUC of its P(fake) on the DFDC validation reals against one
+self-blend of each of them (scores/NAME_val_blends.csv: train.evaluate --tta on `python -m train.transfer_set --split
+validation`, whose photo rows are left out here). Run from the repository root."""
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from train.compare import WILD_DEV_GROUPS, compare_named, describe, read_scores
 
 P, B = "docs/runs/student-kd-pair/scores", "docs/runs/student-kd-blends/scores"
-EARLIER = ("student-kd", "student-scratch", "kd-pair", "scratch-pair")
-VAL = {**{name: f"{P}/{name}_val.csv" for name in EARLIER},
-       **{name: f"{B}/{name}_val.csv" for name in ("kd-blends", "kd-blends-a0.9", "scratch-blends")}}
+EARLIER, NEW = ("student-kd", "student-scratch", "kd-pair", "scratch-pair"), ("kd-blends", "kd-blends-a0.9",
+                                                                              "scratch-blends")
+VAL = {**{name: f"{P}/{name}_val.csv" for name in EARLIER}, **{name: f"{B}/{name}_val.csv" for name in NEW}}
 WILD = {**{name: f"{P}/wild_scores.csv:{name}" for name in EARLIER},
-        **{name: f"{B}/wild_scores.csv:{name}" for name in ("kd-blends", "kd-blends-a0.9", "scratch-blends")}}
+        **{name: f"{B}/wild_scores.csv:{name}" for name in NEW}}
 # the issue's KD - scratch on this cycle and on the released pair; each cycle against where it started; the blends'
 # bank against the one without them
 PAIRS = [("kd-blends", "scratch-blends"), ("kd-blends-a0.9", "scratch-blends"), ("student-kd", "student-scratch"),
          ("kd-blends", "student-kd"), ("kd-blends-a0.9", "student-kd"), ("scratch-blends", "student-scratch"),
          ("kd-blends", "kd-pair"), ("scratch-blends", "scratch-pair")]
 
-for name, files, group_regex in (("DFDC validation", VAL, None),
-                                 ("wild_dev", WILD, r"^(.*)_(left_real|right_swapped)")):
+for name, files, group_regex in (("DFDC validation", VAL, None), ("wild_dev", WILD, WILD_DEV_GROUPS)):
     print(f"== {name}")
     for r in compare_named(files, PAIRS, group_regex):
         print("  " + describe(r))
+
+print("== validation reals against their self-blends")
+for name, val in {"teacher-pair": f"{B}/teacher-pair_val.csv", **VAL}.items():
+    _, _, y_val, p_val = read_scores(val)
+    _, _, y_blend, p_blend = read_scores(f"{B}/{name}_val_blends.csv")
+    reals, blends = p_val[y_val == 0], p_blend[y_blend == 1]
+    auc = roc_auc_score(np.r_[np.zeros(len(reals)), np.ones(len(blends))], np.r_[reals, blends])
+    print(f"  {name}: {auc:.3f} ({len(reals)} reals, {len(blends)} blends; median P(fake) {np.median(reals):.3f} "
+          f"and {np.median(blends):.3f})")

@@ -4,7 +4,7 @@ the release rule without the degraded photos: the validation macro-F1 threshold,
 unseen photos are called fake."""
 import numpy as np
 
-from train.compare import compare_named, describe, read_file_side, read_side
+from train.compare import WILD_DEV_GROUPS, compare_named, describe, read_file_side, read_side
 from train.cross_domain import PHOTOS_DIR
 from train.data import photo_halves
 from train.metrics import pick_operating_point
@@ -25,7 +25,7 @@ UNSEEN = {f.name for f in photo_halves(PHOTOS_DIR)[1]}
 
 
 for name, files, group_regex in (("DFDC validation", VAL, None),
-                                 ("wild_dev", WILD, r"^(.*)_(left_real|right_swapped)")):
+                                 ("wild_dev", WILD, WILD_DEV_GROUPS)):
     print(f"== {name}")
     for r in compare_named(files, PAIRS, group_regex):
         print("  " + describe(r))
