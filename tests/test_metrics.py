@@ -156,6 +156,20 @@ def test_compare_reads_two_score_files_of_the_same_rows(tmp_path):
         compare(tmp_path / "a.csv", tmp_path / "other.csv")
 
 
+def test_separation_scores_one_files_reals_against_another_files_fakes(tmp_path):
+    """Reals and the fakes made of them are scored in two runs (the validation split, its self-blends): only the
+    reals of the first and the fakes of the second count."""
+    from train.compare import separation
+    from train.evaluate import write_scores
+
+    index, groups = np.arange(4), np.array(["g"] * 4)
+    write_scores(tmp_path / "val.csv", index, groups, np.array([0, 0, 1, 1]), np.array([0.1, 0.3, 0.99, 0.99]))
+    write_scores(tmp_path / "blends.csv", index, groups, np.array([1, 1, 1, 0]), np.array([0.2, 0.4, 0.5, 0.0]))
+    # reals 0.1, 0.3 against blends 0.2, 0.4, 0.5: 5 of 6 pairs ordered; the val fakes and the blend file's real
+    # (0.0) are left out
+    assert separation(tmp_path / "val.csv", tmp_path / "blends.csv").startswith("0.833 (2 reals, 3 fakes; ")
+
+
 def test_logit_mean_is_the_softmax_of_averaged_two_class_logits():
     z = np.random.default_rng(0).normal(0, 3, size=(2, 50, 2))
     p = np.exp(z[..., 1]) / np.exp(z).sum(-1)

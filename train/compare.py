@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from deepfake_space.report import STATUS_OK
 from train.cross_domain import read_scores as read_file_scores
@@ -184,6 +185,17 @@ def describe(result: dict) -> str:
     return (f"{result['a']} ({result['auc_a']:.4f}) - {result['b']} ({result['auc_b']:.4f}): "
             f"{100 * result['difference']:+.2f} points ({100 * result['ci_low']:+.2f} to "
             f"{100 * result['ci_high']:+.2f}, {result['units']} groups)")
+
+
+def separation(reals_scores: str | Path, fakes_scores: str | Path) -> str:
+    """ROC-AUC of a model's P(fake) on the reals of one score file against the fakes of another, as a line: whether
+    it tells real faces from fakes made of them (the validation reals and their self-blends, scored apart)."""
+    _, _, y_reals, p_reals = read_scores(Path(reals_scores))
+    _, _, y_fakes, p_fakes = read_scores(Path(fakes_scores))
+    reals, fakes = p_reals[y_reals == 0], p_fakes[y_fakes == 1]
+    auc = roc_auc_score(np.r_[np.zeros(len(reals)), np.ones(len(fakes))], np.r_[reals, fakes])
+    return (f"{auc:.3f} ({len(reals)} reals, {len(fakes)} fakes; median P(fake) {np.median(reals):.3f} and "
+            f"{np.median(fakes):.3f})")
 
 
 def _compare_files_cli(args: argparse.Namespace) -> None:

@@ -3,10 +3,7 @@
 then whether each model learned to see self-blends: ROC-AUC of its P(fake) on the DFDC validation reals against one
 self-blend of each of them (scores/NAME_val_blends.csv: train.evaluate --tta on `python -m train.transfer_set --split
 validation`, whose photo rows are left out here). Run from the repository root."""
-import numpy as np
-from sklearn.metrics import roc_auc_score
-
-from train.compare import WILD_DEV_GROUPS, compare_named, describe, read_scores
+from train.compare import WILD_DEV_GROUPS, compare_named, describe, separation
 
 P, B = "docs/runs/student-kd-pair/scores", "docs/runs/student-kd-blends/scores"
 EARLIER, NEW = ("student-kd", "student-scratch", "kd-pair", "scratch-pair"), ("kd-blends", "kd-blends-a0.9",
@@ -27,9 +24,4 @@ for name, files, group_regex in (("DFDC validation", VAL, None), ("wild_dev", WI
 
 print("== validation reals against their self-blends")
 for name, val in {"teacher-pair": f"{B}/teacher-pair_val.csv", **VAL}.items():
-    _, _, y_val, p_val = read_scores(val)
-    _, _, y_blend, p_blend = read_scores(f"{B}/{name}_val_blends.csv")
-    reals, blends = p_val[y_val == 0], p_blend[y_blend == 1]
-    auc = roc_auc_score(np.r_[np.zeros(len(reals)), np.ones(len(blends))], np.r_[reals, blends])
-    print(f"  {name}: {auc:.3f} ({len(reals)} reals, {len(blends)} blends; median P(fake) {np.median(reals):.3f} "
-          f"and {np.median(blends):.3f})")
+    print(f"  {name}: {separation(val, f'{B}/{name}_val_blends.csv')}")
