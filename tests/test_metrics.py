@@ -180,7 +180,7 @@ def test_logit_mean_is_the_softmax_of_averaged_two_class_logits():
 
 
 def test_compare_joins_score_files_with_plus_into_their_logit_average(tmp_path):
-    from train.compare import compare, compare_files, compare_named, describe, read_side
+    from train.compare import compare, compare_files, compare_named, describe, on_both_sets, read_side
     from train.cross_domain import Scored, write_scores as write_file_scores
     from train.evaluate import write_scores
 
@@ -212,6 +212,10 @@ def test_compare_joins_score_files_with_plus_into_their_logit_average(tmp_path):
     assert rows_named[0]["a"] == "a+b" and rows_named[0]["auc_a"] == pytest.approx(out["auc_a"])
     assert files_named[0]["difference"] == pytest.approx(joined["difference"])
     assert describe(rows_named[0]).startswith(f"a+b ({out['auc_a']:.4f}) - b ({out['auc_b']:.4f}): ")
+    report = on_both_sets({"a": str(tmp_path / "a.csv"), "b": str(tmp_path / "b.csv")},
+                          {"a": f"{tmp_path / 'wild.csv'}:a", "b": f"{tmp_path / 'wild.csv'}:b"}, [("a+b", "b")])
+    assert report[::2] == ["== DFDC validation", "== wild_dev"]
+    assert report[1].startswith(f"  a+b ({out['auc_a']:.4f}) - b") and report[3].startswith(f"  a+b ({joined['auc_a']:.4f})")
 
 
 def test_compare_files_pairs_videos_and_resamples_named_groups(tmp_path):

@@ -187,6 +187,15 @@ def describe(result: dict) -> str:
             f"{100 * result['ci_high']:+.2f}, {result['units']} groups)")
 
 
+def on_both_sets(val: dict[str, str], wild: dict[str, str], pairs: list[tuple[str, str]]) -> list[str]:
+    """``compare_named`` of ``pairs`` on DFDC validation (score files, resampling source videos) and on wild_dev
+    (``FILE:MODEL`` sides, resampling ``WILD_DEV_GROUPS``), as the lines the records in docs/runs print."""
+    lines = []
+    for name, files, group_regex in (("DFDC validation", val, None), ("wild_dev", wild, WILD_DEV_GROUPS)):
+        lines += [f"== {name}", *("  " + describe(r) for r in compare_named(files, pairs, group_regex))]
+    return lines
+
+
 def separation(reals_scores: str | Path, fakes_scores: str | Path) -> str:
     """ROC-AUC of a model's P(fake) on the reals of one score file against the fakes of another, as a line: whether
     it tells real faces from fakes made of them (the validation reals and their self-blends, scored apart)."""

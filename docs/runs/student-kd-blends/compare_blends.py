@@ -3,7 +3,7 @@
 then whether each model learned to see self-blends: ROC-AUC of its P(fake) on the DFDC validation reals against one
 self-blend of each of them (scores/NAME_val_blends.csv: train.evaluate --tta on `python -m train.transfer_set --split
 validation`, whose photo rows are left out here). Run from the repository root."""
-from train.compare import WILD_DEV_GROUPS, compare_named, describe, separation
+from train.compare import on_both_sets, separation
 
 P, B = "docs/runs/student-kd-pair/scores", "docs/runs/student-kd-blends/scores"
 EARLIER, NEW = ("student-kd", "student-scratch", "kd-pair", "scratch-pair"), ("kd-blends", "kd-blends-a0.9",
@@ -17,10 +17,7 @@ PAIRS = [("kd-blends", "scratch-blends"), ("kd-blends-a0.9", "scratch-blends"), 
          ("kd-blends", "student-kd"), ("kd-blends-a0.9", "student-kd"), ("scratch-blends", "student-scratch"),
          ("kd-blends", "kd-pair"), ("scratch-blends", "scratch-pair")]
 
-for name, files, group_regex in (("DFDC validation", VAL, None), ("wild_dev", WILD, WILD_DEV_GROUPS)):
-    print(f"== {name}")
-    for r in compare_named(files, PAIRS, group_regex):
-        print("  " + describe(r))
+print("\n".join(on_both_sets(VAL, WILD, PAIRS)))
 
 print("== validation reals against their self-blends")
 for name, val in {"teacher-pair": f"{B}/teacher-pair_val.csv", **VAL}.items():

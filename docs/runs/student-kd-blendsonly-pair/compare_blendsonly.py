@@ -2,7 +2,7 @@
 schedule), from student-kd and from student-scratch; each against where it started and against the cycle distilled
 from teacher-pair; then how well each model tells the DFDC validation reals from one self-blend of each
 (train.compare.separation). Run from the repository root."""
-from train.compare import WILD_DEV_GROUPS, compare_named, describe, separation
+from train.compare import on_both_sets, separation
 
 PAIR, BLENDS, HERE = ("docs/runs/student-kd-pair/scores", "docs/runs/student-kd-blends/scores",
                       "docs/runs/student-kd-blendsonly-pair/scores")
@@ -16,10 +16,7 @@ PAIRS = [("kd-blendsonly", "scratch-blends"), ("kd-blendsonly-from-scratch", "sc
          ("kd-blendsonly", "student-kd"), ("kd-blendsonly-from-scratch", "student-scratch"),
          ("kd-blendsonly", "kd-blends"), ("kd-blendsonly-from-scratch", "kd-blends")]
 
-for name, files, group_regex in (("DFDC validation", VAL, None), ("wild_dev", WILD, WILD_DEV_GROUPS)):
-    print(f"== {name}")
-    for r in compare_named(files, PAIRS, group_regex):
-        print("  " + describe(r))
+print("\n".join(on_both_sets(VAL, WILD, PAIRS)))
 
 print("== validation reals against their self-blends")
 # student-kd-blends keeps the blend scores of the released students beside its own

@@ -4,7 +4,7 @@ the release rule without the degraded photos: the validation macro-F1 threshold,
 unseen photos are called fake."""
 import numpy as np
 
-from train.compare import WILD_DEV_GROUPS, compare_named, describe, read_file_side, read_side
+from train.compare import on_both_sets, read_file_side, read_side
 from train.cross_domain import PHOTOS_DIR
 from train.data import photo_halves
 from train.metrics import pick_operating_point
@@ -24,11 +24,7 @@ PAIRS = [(a, b) for pre in ("", "teacher+") for a, b in (
 UNSEEN = {f.name for f in photo_halves(PHOTOS_DIR)[1]}
 
 
-for name, files, group_regex in (("DFDC validation", VAL, None),
-                                 ("wild_dev", WILD, WILD_DEV_GROUPS)):
-    print(f"== {name}")
-    for r in compare_named(files, PAIRS, group_regex):
-        print("  " + describe(r))
+print("\n".join(on_both_sets(VAL, WILD, PAIRS)))
 
 print("== operating point of each pair (2 % cap on the 150 unseen photos, band 0.1)")
 for member in ("sbi160", *RUNS):
