@@ -19,9 +19,9 @@ PAIRS = [("kd-blendsonly", "scratch-blends"), ("kd-blendsonly-from-scratch", "sc
 print("\n".join(on_both_sets(VAL, WILD, PAIRS)))
 
 print("== validation reals against their self-blends")
+TEACHERS = {"teacher-pair": BLENDS, "teacher-pair-blendsonly": HERE}
 # student-kd-blends keeps the blend scores of the released students beside its own
-BLEND_SCORES = {"teacher-pair": BLENDS, "teacher-pair-blendsonly": HERE,
-                **{name: BLENDS if folder == PAIR else folder for name, folder in FOLDER.items()}}
-for name, folder in BLEND_SCORES.items():
+BLEND_FOLDER = {**FOLDER, "student-kd": BLENDS, "student-scratch": BLENDS}
+for name, folder in {**TEACHERS, **BLEND_FOLDER}.items():
     val = VAL.get(name, f"{folder}/{name}_val.csv")
     print(f"  {name}: {separation(val, f'{folder}/{name}_val_blends.csv')}")
