@@ -14,7 +14,7 @@ Larger is "more fake" for both, as they were set before looking. The inner-outer
 seeded sample of DFDC validation crops; DFDC keeps one crop per video, so the identity spread cannot be measured,
 selected or thresholded there: this is a probe, not a model.
 
-    python docs/runs/identity-probe/probe.py   # from the repository root, about 10 min on two cores
+    python docs/runs/identity-probe/probe.py   # from the repository root, about 12 min on two cores
 """
 from __future__ import annotations
 
