@@ -59,14 +59,22 @@ class LandmarkDetector:
         self._faces = dlib.get_frontal_face_detector()
         self._shape = dlib.shape_predictor(str(landmark_model_path()))
 
+    def shape(self, rgb: np.ndarray, rect=None):
+        """dlib's landmark object of the largest face (or of ``rect``, a dlib.rectangle), or None when none is
+        found: what dlib's own face alignment takes."""
+        rgb = np.ascontiguousarray(rgb)
+        if rect is None:
+            rects = self._faces(rgb, 0) or self._faces(rgb, 1)
+            if not rects:
+                return None
+            rect = max(rects, key=lambda r: r.width() * r.height())
+        return self._shape(rgb, rect)
+
     def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
         """(68, 2) float32 pixel coordinates, or None when no face is found."""
-        rgb = np.ascontiguousarray(rgb)
-        rects = self._faces(rgb, 0) or self._faces(rgb, 1)
-        if not rects:
+        shape = self.shape(rgb)
+        if shape is None:
             return None
-        rect = max(rects, key=lambda r: r.width() * r.height())
-        shape = self._shape(rgb, rect)
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 

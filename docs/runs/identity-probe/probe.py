@@ -34,7 +34,7 @@ from train.compare import WILD_DEV_GROUPS, file_groups
 from train.cross_domain import WILD_DIR
 from train.data import load_split, subset
 from train.metrics import roc_auc_ci
-from train.sbi import LANDMARK_MODEL, landmark_model_path
+from train.sbi import LandmarkDetector, landmark_model_path
 
 logger = logging.getLogger("identity_probe")
 
@@ -52,10 +52,8 @@ class Identity:
     """dlib's 68 landmarks, its aligned face chip and its 128-d face descriptor."""
 
     def __init__(self) -> None:
-        models = landmark_model_path().parent
-        self._faces = dlib.get_frontal_face_detector()
-        self._shape = dlib.shape_predictor(str(models / LANDMARK_MODEL))
-        self._recognise = dlib.face_recognition_model_v1(str(models / RECOGNITION_MODEL))
+        self._landmarks = LandmarkDetector()
+        self._recognise = dlib.face_recognition_model_v1(str(landmark_model_path().parent / RECOGNITION_MODEL))
         # dlib's alignment puts the face in the central 1 / (1 + 2 * padding) of the chip
         inset = round(CHIP * PADDING / (1 + 2 * PADDING))
         self._chip_face = dlib.rectangle(inset, inset, CHIP - inset, CHIP - inset)
@@ -65,17 +63,15 @@ class Identity:
 
     def aligned(self, crop: np.ndarray) -> np.ndarray | None:
         """dlib's aligned face chip of the largest face it finds, or None."""
-        rects = self._faces(crop, 0) or self._faces(crop, 1)
-        if not rects:
-            return None
-        return dlib.get_face_chip(crop, self._shape(crop, max(rects, key=lambda r: r.area())), CHIP, PADDING)
+        shape = self._landmarks.shape(crop)
+        return None if shape is None else dlib.get_face_chip(crop, shape, CHIP, PADDING)
 
     def cues(self, crop: np.ndarray) -> dict[str, object] | None:
         """The whole face's descriptor and each hull's inner-outer distance, or None where dlib finds no face."""
         chip = self.aligned(crop)
         if chip is None:
             return None
-        points = np.array([(p.x, p.y) for p in self._shape(chip, self._chip_face).parts()], np.int32)
+        points = np.array([(p.x, p.y) for p in self._landmarks.shape(chip, self._chip_face).parts()], np.int32)
         fill = chip.reshape(-1, 3).mean(0).astype(np.uint8)
         out: dict[str, object] = {"descriptor": self.descriptor(chip)}
         for name, hull in HULLS.items():
@@ -109,16 +105,17 @@ def file_faces(path: Path, faces: FaceDetector) -> dict[int, list[np.ndarray]]:
     return tracks
 
 
-def file_cues(path: Path, faces: FaceDetector, identity: Identity) -> tuple[dict[str, float], str]:
-    """Each cue of the file's most suspicious track (per cue, as the app picks a track per model), and a message."""
-    tracks = {t: [c for c in map(identity.cues, crops) if c is not None] for t, crops in file_faces(path, faces).items()}
+def file_cues(crops: dict[int, list[np.ndarray]], identity: Identity) -> tuple[dict[str, float], int | None, str]:
+    """Each cue of the file's most suspicious track (per cue, as the app picks a track per model), the track the
+    identity spread picked, and a message."""
+    tracks = {t: [c for c in map(identity.cues, faces) if c is not None] for t, faces in crops.items()}
     tracks = {t: cues for t, cues in tracks.items() if cues}
     if not tracks:
-        return {}, "dlib found no face to align"
+        return {}, None, "dlib found no face to align"
     per_track = {t: track_cues(fs) for t, fs in tracks.items()}
     # file_track reads a track's length from its list of per-frame values: the track's cue, repeated
-    return {cue: per_track[file_track({t: [per_track[t][cue]] * len(fs) for t, fs in tracks.items()})][cue]
-            for cue in CUES}, ""
+    picked = {cue: file_track({t: [per_track[t][cue]] * len(fs) for t, fs in tracks.items()}) for cue in CUES}
+    return {cue: per_track[t][cue] for cue, t in picked.items()}, picked["identity-spread"], ""
 
 
 def dfdc_inner_outer(identity: Identity) -> None:
@@ -140,26 +137,26 @@ def dfdc_inner_outer(identity: Identity) -> None:
         logger.info("%s: DFDC validation ROC-AUC %.3f (%.3f-%.3f)", name, auc["value"], auc["ci_low"], auc["ci_high"])
 
 
-def deepfacelive_pairs(scored: list[dict], faces: FaceDetector, identity: Identity) -> None:
+def deepfacelive_pairs(scored: list[dict], identity: Identity) -> None:
     """How often a DeepFaceLive clip's swapped half has the steadier identity than its real half, also with the real
-    half's faces blurred first: is a swap steadier only because it is smoother?"""
+    half's faces (of the track its spread was read on) blurred first: is a swap steadier only because it is
+    smoother?"""
     halves: dict[str, dict[str, dict]] = {}
     for r, group in zip(scored, file_groups([r["file"] for r in scored], WILD_DEV_GROUPS)):
         if group != r["file"]:
             halves.setdefault(group, {})[r["label"]] = r
     pairs = [h for h in halves.values() if len(h) == 2]
     for sigma in (0.0, *BLURS):
-        real = [h["real"]["identity-spread"] if sigma == 0 else blurred_spread(WILD_DIR / h["real"]["file"], sigma,
-                                                                                faces, identity) for h in pairs]
+        real = [h["real"]["identity-spread"] if sigma == 0 else blurred_spread(h["real"]["crops"], sigma, identity)
+                for h in pairs]
         fake = [h["fake"]["identity-spread"] for h in pairs]
         logger.info("DeepFaceLive clips, real half blurred at sigma %.1f: the swapped half's identity spread is below "
                     "the real half's in %d of %d (mean spread %.3f real, %.3f swapped)", sigma,
                     sum(f < r for f, r in zip(fake, real)), len(pairs), np.mean(real), np.mean(fake))
 
 
-def blurred_spread(path: Path, sigma: float, faces: FaceDetector, identity: Identity) -> float:
-    """The identity spread of the file's longest track, each face Gaussian-blurred before it is aligned."""
-    crops = max(file_faces(path, faces).values(), key=len)
+def blurred_spread(crops: list[np.ndarray], sigma: float, identity: Identity) -> float:
+    """The identity spread of a track's faces, each Gaussian-blurred before it is aligned."""
     chips = [identity.aligned(cv2.GaussianBlur(crop, (0, 0), sigma)) for crop in crops]
     return spread([identity.descriptor(chip) for chip in chips if chip is not None])
 
@@ -167,7 +164,7 @@ def blurred_spread(path: Path, sigma: float, faces: FaceDetector, identity: Iden
 def log_wild(results: list[dict], scored: list[dict]) -> None:
     """wild_cues.csv, and each cue's video ROC-AUC."""
     with (HERE / "wild_cues.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, ["file", "label", *CUES, "message"])
+        writer = csv.DictWriter(f, ["file", "label", *CUES, "message"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows({k: round(v, 5) if isinstance(v, float) else v for k, v in r.items()} for r in results)
     logger.info("%d of %d files scored; no aligned face in %s", len(scored), len(results),
@@ -185,11 +182,13 @@ def main() -> None:
     identity, results = Identity(), []
     with FaceDetector() as faces:
         for row in tqdm(rows, desc="wild_dev"):
-            cues, message = file_cues(WILD_DIR / row["path"], faces, identity)
-            results.append({"file": row["path"], "label": row["label"], **cues, "message": message})
-        scored = [r for r in results if not r["message"]]
-        log_wild(results, scored)
-        deepfacelive_pairs(scored, faces, identity)
+            crops = file_faces(WILD_DIR / row["path"], faces)
+            cues, track, message = file_cues(crops, identity)
+            results.append({"file": row["path"], "label": row["label"], **cues, "message": message,
+                            "crops": crops.get(track, [])})
+    scored = [r for r in results if not r["message"]]
+    log_wild(results, scored)
+    deepfacelive_pairs(scored, identity)
     dfdc_inner_outer(identity)
 
 
